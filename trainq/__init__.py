@@ -1,0 +1,42 @@
+"""trainq: run AI training jobs in containers through Celery, reliably.
+
+from trainq import submit_training
+r = submit_training.delay(epochs=2, batch_size=32, learning_rate=1e-3)
+r.get()  # {"final_loss": ..., "metrics": [...], "checkpoint_path": ...}
+"""
+
+from trainq.config import Settings, get_settings
+from trainq.errors import (
+    EnqueueError,
+    IllegalTransition,
+    JobFailed,
+    JobNotFound,
+    LaunchRefused,
+    RuntimeFault,
+    SpecError,
+    TrainqError,
+)
+from trainq.record import Attempt, JobRecord, Progress
+from trainq.spec import JobSpec
+from trainq.status import JobStatus
+from trainq.tasks import app, submit_training
+
+__all__ = [
+    "Attempt",
+    "EnqueueError",
+    "IllegalTransition",
+    "JobFailed",
+    "JobNotFound",
+    "JobRecord",
+    "JobSpec",
+    "JobStatus",
+    "LaunchRefused",
+    "Progress",
+    "RuntimeFault",
+    "Settings",
+    "SpecError",
+    "TrainqError",
+    "app",
+    "get_settings",
+    "submit_training",
+]

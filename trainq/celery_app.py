@@ -1,0 +1,54 @@
+"""The Celery application and the broker options derived from Settings.
+
+``celeryconfig.py`` (top level) and this app both use :func:`celery_config`, so the
+worker, the CLI, Flower and the API share ``visibility_timeout`` and the key prefix.
+The app takes the dict directly rather than importing ``celeryconfig`` by name, so a
+stranger's ``celeryconfig.py`` in the current directory can never replace ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from trainq.config import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for every trainq process."""
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "global_keyprefix": settings.key_prefix,
+    }
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"global_keyprefix": settings.key_prefix},
+        "broker_connection_retry_on_startup": True,
+        # JSON only: pickle would let anyone who can write to Redis run code.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": settings.result_expires_s,
+        "result_extended": True,
+        # A job is acked when it ends; a lost worker's job comes back (the runner
+        # adopts-or-launches, so a re-delivery never runs it twice).
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.worker_concurrency,
+        "task_default_queue": settings.queue,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_hijack_root_logger": False,
+    }
+
+
+def create_app(settings: Settings) -> Celery:
+    app = Celery("trainq")
+    app.conf.update(celery_config(settings))
+    return app

@@ -1,0 +1,205 @@
+"""The ``trainq`` command: worker, submit, status, list.
+
+Exit codes: 0 success (with ``--wait``: the job succeeded), 1 the job did not
+succeed or was not found, 2 invalid input (nothing was enqueued).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trainq import client
+from trainq.config import get_settings
+from trainq.errors import JobNotFound, SpecError, TrainqError
+from trainq.record import JobRecord
+from trainq.status import JobStatus
+from trainq.view import ProgressView, clock, describe_record
+
+cli = typer.Typer(
+    name="trainq",
+    help="Run training jobs in containers through Celery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@cli.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
+    name: Annotated[str, typer.Option(help="Worker node name")] = "trainq@%h",
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Start a prefork Celery worker that runs jobs on the configured runtime."""
+    from trainq.runtime.factory import make_runtime
+    from trainq.tasks import app
+
+    settings = get_settings()
+    try:
+        make_runtime(settings)  # fail here, not in every job, when it cannot work
+    except TrainqError as exc:
+        raise _fail(str(exc), 2) from None
+    jobs = concurrency or settings.worker_concurrency
+    err.print(
+        f"trainq worker: runtime={settings.runtime} queue={settings.queue} "
+        f"concurrency={jobs} redis={settings.redis_url}",
+        highlight=False,
+    )
+    app.worker_main(
+        [
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={jobs}",
+            f"--queues={settings.queue}",
+            f"--hostname={name}",
+            f"--loglevel={loglevel}",
+            "--task-events",
+        ]
+    )
+
+
+@cli.command(context_settings={"allow_extra_args": False})
+def submit(
+    command: Annotated[
+        list[str] | None, typer.Argument(help="Command to run instead of train.py (after --)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Learning rate")] = None,
+    image: Annotated[str | None, typer.Option(help="Image (default from settings)")] = None,
+    timeout: Annotated[int | None, typer.Option(help="Time limit in seconds")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries of transient failures")] = None,
+    env: Annotated[list[str] | None, typer.Option(help="K=V for the job, repeatable")] = None,
+    name: Annotated[str | None, typer.Option(help="A name for the job")] = None,
+    cpus: Annotated[float | None, typer.Option(help="CPU limit")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 4g")] = None,
+    shm_size: Annotated[str | None, typer.Option(help="/dev/shm size, e.g. 1g")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+) -> None:
+    """Submit a training job; prints its id (or record with --json)."""
+    from trainq.tasks import submit_training
+
+    values: dict[str, Any] = {
+        "command": command or None,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "image": image,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "name": name,
+        "cpus": cpus,
+        "memory": memory,
+        "shm_size": shm_size,
+    }
+    spec = {key: value for key, value in values.items() if value is not None}
+    try:
+        if env:
+            spec["env"] = _parse_env(env)
+        job_id = submit_training.apply_async(kwargs=spec).id
+    except SpecError as exc:
+        raise _fail(str(exc), 2) from None
+    except TrainqError as exc:
+        raise _fail(str(exc), 1) from None
+    if not wait:
+        _emit(client.get_job(job_id), as_json, brief=True)
+        return
+    record = _wait(job_id, live=not as_json)
+    _emit(record, as_json)
+    raise typer.Exit(0 if record.status == JobStatus.SUCCEEDED else 1)
+
+
+@cli.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="Job id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+) -> None:
+    """Show one job."""
+    try:
+        record = client.get_job(job_id)
+    except JobNotFound as exc:
+        raise _fail(str(exc), 1) from None
+    _emit(record, as_json)
+
+
+@cli.command("list")
+def list_(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Continue after this cursor")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON")] = False,
+) -> None:
+    """List jobs, newest first."""
+    try:
+        page = client.list_jobs(status=status, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    if as_json:
+        payload = {
+            "jobs": [r.model_dump(mode="json") for r in page.records],
+            "next_cursor": page.next_cursor,
+        }
+        out.print_json(json.dumps(payload))
+        return
+    table = Table("id", "status", "name", "epoch", "loss", "attempts", "created")
+    for r in page.records:
+        p = r.progress
+        table.add_row(
+            r.id,
+            r.status.value,
+            r.spec.name or "",
+            f"{p.epoch}/{p.epochs}" if p.epoch is not None else "",
+            f"{p.loss:.4g}" if p.loss is not None else "",
+            str(len(r.attempts)),
+            clock(r.created_at),
+        )
+    out.print(table)
+    if page.next_cursor:
+        out.print(f"more: trainq list --cursor {page.next_cursor}", highlight=False)
+
+
+def _wait(job_id: str, live: bool) -> JobRecord:
+    view = ProgressView(out if live else err, job_id)
+    with view:
+        return client.wait_for(job_id, on_update=view.update)
+
+
+def _emit(record: JobRecord, as_json: bool, brief: bool = False) -> None:
+    if as_json:
+        print(record.model_dump_json(indent=2))
+    elif brief:
+        out.print(f"submitted {record.id} ({record.status.value})", highlight=False)
+        out.print(f"follow it: trainq status {record.id}", highlight=False)
+    else:
+        out.print(describe_record(record))
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"invalid job spec: env: {pair!r} is not KEY=VALUE")
+        env[key] = value
+    return env
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)

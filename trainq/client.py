@@ -1,0 +1,116 @@
+"""What every caller (Python, CLI, later the API) does with jobs: submit, read, wait.
+
+Submitting validates the spec, fills in the defaults from settings and records the
+job as ``queued`` *before* the message is sent, so nothing is enqueued when the spec
+is bad and a job that was accepted always has a record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from functools import cache
+from typing import Any
+
+from trainq.config import Settings, get_settings
+from trainq.errors import EnqueueError, SpecError
+from trainq.record import JobRecord
+from trainq.spec import JobSpec
+from trainq.status import JobStatus
+from trainq.store.base import JobPage, JobStore
+from trainq.store.redis import RedisJobStore
+
+# Sends the validated spec (as JSON-ready kwargs) under the given job id.
+Sender = Callable[[dict[str, Any], str], object]
+
+
+@cache
+def job_store(url: str, prefix: str) -> RedisJobStore:
+    """One store (and connection pool) per Redis URL and prefix in this process."""
+    return RedisJobStore.from_url(url, prefix)
+
+
+def default_store(settings: Settings | None = None) -> RedisJobStore:
+    settings = settings or get_settings()
+    return job_store(settings.redis_url, settings.key_prefix)
+
+
+def with_defaults(spec: JobSpec, settings: Settings) -> JobSpec:
+    """The spec with the image and time limit filled in; refuses a too long limit."""
+    timeout_s = spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s
+    if timeout_s > settings.max_job_s:
+        raise SpecError(
+            f"invalid job spec: timeout_s: must be at most {settings.max_job_s} s, "
+            f"the longest job this cluster allows (got {timeout_s})"
+        )
+    return spec.model_copy(
+        update={"image": spec.image or settings.default_image, "timeout_s": timeout_s}
+    )
+
+
+def submit(
+    values: Mapping[str, Any],
+    send: Sender,
+    *,
+    store: JobStore,
+    settings: Settings,
+    job_id: str | None = None,
+) -> str:
+    """Validate, record as queued, then send; the job id.
+
+    With an ``idempotency_key`` already used, the first job's id is returned and
+    nothing is sent.
+    """
+    spec = with_defaults(JobSpec.parse(dict(values)), settings)
+    job_id = job_id or str(uuid.uuid4())
+    if spec.idempotency_key is not None:
+        owner = store.claim_idempotency_key(spec.idempotency_key, job_id)
+        if owner != job_id:
+            return owner
+    if not store.create(JobRecord(id=job_id, spec=spec)):
+        raise SpecError(f"a job with id {job_id!r} already exists")
+    try:
+        send(spec.model_dump(mode="json"), job_id)
+    except Exception as exc:
+        reason = f"could not enqueue: {exc!r}"
+        store.update(job_id, lambda r: r.moved_to(JobStatus.FAILED, error=reason))
+        raise EnqueueError(f"job {job_id} was recorded but {reason}") from exc
+    return job_id
+
+
+def get_job(job_id: str, store: JobStore | None = None) -> JobRecord:
+    return (store or default_store()).get(job_id)
+
+
+def list_jobs(
+    status: JobStatus | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    store: JobStore | None = None,
+) -> JobPage:
+    return (store or default_store()).list(status=status, limit=limit, cursor=cursor)
+
+
+def wait_for(
+    job_id: str,
+    *,
+    store: JobStore | None = None,
+    timeout_s: float | None = None,
+    poll_interval_s: float = 0.5,
+    on_update: Callable[[JobRecord], None] = lambda _: None,
+) -> JobRecord:
+    """Poll the store until the job is final; ``on_update`` sees each new version."""
+    store = store or default_store()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    seen = -1.0
+    while True:
+        record = store.get(job_id)
+        if record.updated_at != seen:
+            seen = record.updated_at
+            on_update(record)
+        if record.status.is_terminal:
+            return record
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {record.status} after {timeout_s} s")
+        time.sleep(poll_interval_s)

@@ -1,0 +1,73 @@
+"""trainq's one Settings object: the only place that reads the environment.
+
+Every process (worker, CLI, Flower, API) builds its Celery configuration from
+:func:`get_settings`, so broker options such as ``visibility_timeout`` and the key
+prefix are identical everywhere. Each variable is ``TRAINQ_`` + the field name in
+upper case, e.g. ``TRAINQ_REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root holds train.py next to the package in a source checkout.
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+RuntimeName = Literal["docker", "process"]
+
+
+class Settings(BaseSettings):
+    """Configuration of every trainq process; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINQ_", extra="ignore", frozen=True)
+
+    redis_url: str = "redis://localhost:6379/0"
+    key_prefix: str = Field(default="trainq:", pattern=r"^[A-Za-z0-9_.\-]+:$")
+    log_dir: Path = Path("logs")
+    checkpoint_dir: Path = Path("checkpoints")
+    default_image: str = "trainq-train:latest"
+    runtime: RuntimeName = "process"
+    # The longest any job may run; the broker's visibility timeout sits above it.
+    max_job_s: int = Field(default=86_400, ge=60)
+    visibility_margin_s: int = Field(default=3_600, ge=60)
+    default_timeout_s: int = Field(default=3_600, ge=1)
+    stop_grace_s: float = Field(default=10.0, ge=0)
+    retry_backoff_s: float = Field(default=2.0, ge=0)
+    retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    output_tail_lines: int = Field(default=40, ge=1, le=10_000)
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # How the process runtime starts the standard train.py.
+    process_python: str = sys.executable
+    train_script: Path = _REPO_ROOT / "train.py"
+    result_expires_s: int = Field(default=7 * 86_400, ge=60)
+    queue: str = Field(default="cpu", pattern=r"^[A-Za-z0-9_.\-]+$")
+    hostname: str = socket.gethostname()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Broker redelivery timeout: longer than the longest allowed job."""
+        return self.max_job_s + self.visibility_margin_s
+
+    @property
+    def job_log_dir(self) -> Path:
+        return self.log_dir / "jobs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
+
+
+def inherited_env() -> dict[str, str]:
+    """The worker's environment minus trainq's own settings, for local job processes."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRAINQ_")}

@@ -1,0 +1,51 @@
+"""trainq's exception tree. Each docstring is the exception's default message.
+
+TrainqError
+ ├── SpecError            (also a ValueError) bad job input, nothing enqueued
+ ├── JobNotFound          (also a KeyError) no record under that id
+ ├── IllegalTransition    a status change the transition map refuses
+ ├── EnqueueError         the job was recorded but the broker refused it
+ ├── RuntimeFault         the runtime (Docker, subprocess) failed us: transient
+ │    └── LaunchRefused   the attempt can never start (bad command, no image): permanent
+ └── JobFailed            the job ended without success (raised by the task)
+"""
+
+from __future__ import annotations
+
+
+class TrainqError(Exception):
+    """trainq failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class SpecError(TrainqError, ValueError):
+    """Invalid job spec."""
+
+
+class JobNotFound(TrainqError, KeyError):
+    """No job with that id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class IllegalTransition(TrainqError):
+    """This status change is not allowed."""
+
+
+class EnqueueError(TrainqError):
+    """The job could not be sent to the broker."""
+
+
+class RuntimeFault(TrainqError):
+    """The runtime failed to start or follow the job."""
+
+
+class LaunchRefused(RuntimeFault):
+    """The runtime refused to start the job."""
+
+
+class JobFailed(TrainqError):
+    """The job did not succeed."""

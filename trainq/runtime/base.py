@@ -1,0 +1,100 @@
+"""The runtime protocol: how a runner starts, follows and cleans up one attempt.
+
+A runtime runs one attempt of a job as an isolated unit (a container, a process
+group) that it can find again by job id. The Docker runtime implements the same
+protocol; the runner never knows which one it drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+# Exit code that train.py (and any well-behaved image) uses for "stopped after
+# checkpointing, safe to resume": a preemption, not a bug.
+EXIT_PREEMPTED = 75
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything a runtime needs to start one attempt."""
+
+    job_id: str
+    attempt: int
+    image: str
+    command: list[str] | None  # None: the runtime's standard train.py command
+    env: dict[str, str]  # the job's variables, contract variables included
+    checkpoint_dir: Path  # on the host; mounted or handed to the job
+    worker: str
+    cpus: float | None = None
+    memory_bytes: int | None = None
+    shm_size_bytes: int | None = None
+    gpu_ids: list[int] = field(default_factory=list)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {
+            "trainq.job_id": self.job_id,
+            "trainq.attempt": str(self.attempt),
+            "trainq.worker": self.worker,
+        }
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A started attempt: ``ref`` is the runtime's own id (container id, pid)."""
+
+    job_id: str
+    attempt: int
+    ref: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How an attempt ended."""
+
+    code: int
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """An attempt the runtime still knows of, and whether it still runs."""
+
+    handle: Handle
+    running: bool
+
+
+class Runtime(Protocol):
+    name: str
+
+    def start(self, launch: Launch) -> Handle:
+        """Start the attempt; raise :class:`~trainq.errors.RuntimeFault` if it cannot."""
+
+    def find(self, job_id: str) -> list[Found]:
+        """Attempts of ``job_id`` that exist (running or exited, not yet removed)."""
+
+    def output(self, handle: Handle) -> Iterator[str]:
+        """The attempt's stdout and stderr, line by line, until it closes them."""
+
+    def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
+        """The exit, or None if it still runs after ``timeout_s``."""
+
+    def stop(self, handle: Handle, grace_s: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace_s``; returns once it has ended."""
+
+    def remove(self, handle: Handle) -> None:
+        """Forget the ended attempt and free what it held."""
+
+
+def contract_env(launch: Launch, checkpoint_dir: str) -> dict[str, str]:
+    """The variables every attempt sees, wherever it runs (the environment contract)."""
+    return {
+        **launch.env,
+        "TRAINQ_JOB_ID": launch.job_id,
+        "TRAINQ_ATTEMPT": str(launch.attempt),
+        "TRAINQ_CHECKPOINT_DIR": checkpoint_dir,
+        "PYTHONUNBUFFERED": "1",
+    }

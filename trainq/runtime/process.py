@@ -1,0 +1,106 @@
+"""Process runtime: each attempt is a local subprocess in its own process group.
+
+The fallback for hosts without a Docker engine, and the fast path for tests. It keeps
+the container's environment contract (``TRAINQ_JOB_ID``, ``TRAINQ_ATTEMPT``,
+``TRAINQ_CHECKPOINT_DIR``, the hyper-parameters) but not its isolation: the job
+runs as the worker's user, with the worker's Python unless the spec names a command.
+Attempts are known to the worker process that started them only; after a worker
+crash the process loses its output pipe and ends, and the runner relaunches from
+the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from trainq.errors import LaunchRefused, RuntimeFault
+from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(self, python: str, train_script: Path, base_env: dict[str, str]) -> None:
+        self._standard_command = [python, str(train_script)]
+        self._base_env = base_env
+        self._procs: dict[Handle, subprocess.Popen[bytes]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, launch: Launch) -> Handle:
+        launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        env = {**self._base_env, **contract_env(launch, str(launch.checkpoint_dir))}
+        if launch.gpu_ids:
+            visible = ",".join(str(i) for i in launch.gpu_ids)
+            env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+        command = launch.command or self._standard_command
+        try:
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise LaunchRefused(f"cannot start {command[0]!r}: {exc.strerror or exc}") from exc
+        handle = Handle(launch.job_id, launch.attempt, str(proc.pid))
+        with self._lock:
+            self._procs[handle] = proc
+        return handle
+
+    def find(self, job_id: str) -> list[Found]:
+        with self._lock:
+            procs = [(h, p) for h, p in self._procs.items() if h.job_id == job_id]
+        return [Found(handle, proc.poll() is None) for handle, proc in procs]
+
+    def output(self, handle: Handle) -> Iterator[str]:
+        stream = self._proc(handle).stdout
+        if stream is None:
+            return
+        for raw in stream:
+            yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+
+    def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
+        proc = self._proc(handle)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        # Report a signal death as a shell (and Docker) would: 128 + signal number.
+        return Exit(128 - code if code < 0 else code)
+
+    def stop(self, handle: Handle, grace_s: float) -> None:
+        proc = self._proc(handle)
+        if proc.poll() is not None:
+            return
+        self._signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self._signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def remove(self, handle: Handle) -> None:
+        with self._lock:
+            proc = self._procs.pop(handle, None)
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
+
+    def _proc(self, handle: Handle) -> subprocess.Popen[bytes]:
+        with self._lock:
+            proc = self._procs.get(handle)
+        if proc is None:
+            raise RuntimeFault(f"process runtime knows no attempt {handle.ref} of {handle.job_id}")
+        return proc
+
+    @staticmethod
+    def _signal_group(proc: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)

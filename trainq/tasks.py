@@ -1,0 +1,79 @@
+"""The Celery task: thin on both sides of the broker.
+
+Caller side, ``submit_training.delay(**spec)`` validates and records the job before
+anything is sent (an invalid spec raises :class:`~trainq.errors.SpecError` and
+enqueues nothing). Worker side, the task hands the job to a :class:`Runner`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from celery import Task
+from celery.result import AsyncResult
+
+from trainq import client
+from trainq.celery_app import create_app
+from trainq.config import get_settings
+from trainq.errors import SpecError
+from trainq.record import Progress
+from trainq.runner import Runner
+from trainq.runtime.base import Runtime
+from trainq.runtime.factory import make_runtime
+from trainq.spec import JobSpec
+
+app = create_app(get_settings())
+
+
+@cache
+def worker_runtime() -> Runtime:
+    """The runtime of this worker child, created after the fork (clients are not fork-safe)."""
+    return make_runtime(get_settings())
+
+
+class TrainingTask(Task):  # type: ignore[misc]
+    """Validates and records a job on ``apply_async`` before sending it."""
+
+    def apply_async(
+        self,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        if args:
+            raise SpecError("submit_training takes keyword arguments only, e.g. epochs=2")
+        settings = get_settings()
+
+        def send(payload: dict[str, Any], job_id: str) -> object:
+            return super(TrainingTask, self).apply_async(kwargs=payload, task_id=job_id, **options)
+
+        job_id = client.submit(
+            kwargs or {},
+            send,
+            store=client.default_store(settings),
+            settings=settings,
+            job_id=task_id,
+        )
+        return self.AsyncResult(job_id)
+
+
+@app.task(bind=True, base=TrainingTask, name="trainq.submit_training")  # type: ignore[untyped-decorator]
+def submit_training(self: TrainingTask, **kwargs: Any) -> dict[str, Any]:
+    """Run one training job (keyword arguments: the fields of JobSpec)."""
+    settings = get_settings()
+
+    def report(progress: Progress) -> None:
+        meta = progress.model_dump(exclude_none=True)
+        self.update_state(state="PROGRESS", meta=meta)
+        self.send_event("task-progress", **meta)
+
+    runner = Runner(
+        store=client.default_store(settings),
+        runtime=worker_runtime(),
+        settings=settings,
+        worker=self.request.hostname or settings.hostname,
+        on_progress=report,
+    )
+    return runner.run(self.request.id, JobSpec.parse(kwargs))
