@@ -28,8 +28,9 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output is read by people too: do not squeeze it into 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -155,17 +156,21 @@ def list_(
         }
         out.print_json(json.dumps(payload))
         return
-    table = Table("id", "status", "name", "epoch", "loss", "attempts", "created")
+    table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("status", "epoch", "loss", "tries", "created"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("name", overflow="fold")
     for r in page.records:
         p = r.progress
         table.add_row(
             r.id,
             r.status.value,
-            r.spec.name or "",
             f"{p.epoch}/{p.epochs}" if p.epoch is not None else "",
-            f"{p.loss:.4g}" if p.loss is not None else "",
+            f"{p.loss:.4f}" if p.loss is not None else "",
             str(len(r.attempts)),
-            clock(r.created_at),
+            clock(r.created_at, short=True),
+            r.spec.name or "",
         )
     out.print(table)
     if page.next_cursor:

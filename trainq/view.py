@@ -67,6 +67,8 @@ class ProgressView:
 def describe_record(record: JobRecord) -> RenderableType:
     """A summary table of the record, its attempts, and its result or error."""
     summary = Table.grid(padding=(0, 2))
+    summary.add_column(no_wrap=True)
+    summary.add_column(overflow="fold")  # ids and paths are copied: never cut them
     summary.add_row("job", record.id)
     summary.add_row("status", Text(record.status.value, style=_STYLE.get(record.status.value, "")))
     if record.spec.name:
@@ -104,5 +106,6 @@ def describe_record(record: JobRecord) -> RenderableType:
 _STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "cancelled": "yellow"}
 
 
-def clock(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def clock(ts: float, short: bool = False) -> str:
+    """Local time of a Unix timestamp, for people."""
+    return time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(ts))

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make demo`: Redis (installed and started if none answers), one worker, one real
+# 2-epoch training job with live progress, its result and logs; then stops what it
+# started and prints the elapsed time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+mkdir -p .run
+BIN=.venv/bin
+worker_pid=""
+
+cleanup() {
+  if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
+    kill -TERM "$worker_pid"
+    wait "$worker_pid" 2>/dev/null || true
+    echo "stopped the demo worker"
+  fi
+  docker/host.sh redis-down
+}
+trap cleanup EXIT
+
+docker/host.sh redis-up
+name="demo-$$@$(hostname)"
+"$BIN/trainq" worker --name "$name" >.run/demo-worker.log 2>&1 &
+worker_pid=$!
+echo "started a worker ($name), log: .run/demo-worker.log"
+for _ in $(seq 60); do
+  "$BIN/celery" -A trainq inspect ping -d "$name" --timeout 1 >/dev/null 2>&1 && break
+  kill -0 "$worker_pid" 2>/dev/null || { cat .run/demo-worker.log; exit 1; }
+done
+
+echo "submitting a 2-epoch training job..."
+status=0
+"$BIN/trainq" submit --epochs 2 --name demo --wait --json >.run/demo-job.json || status=$?
+job_id=$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' .run/demo-job.json)
+"$BIN/trainq" status "$job_id"
+"$BIN/python" - .run/demo-job.json <<'PY'
+import json, sys
+job = json.load(open(sys.argv[1]))
+assert job["status"] == "succeeded", f"the demo job ended {job['status']}: {job['error']}"
+first, final = job["result"]["metrics"][0]["loss"], job["result"]["final_loss"]
+assert final < first, f"final loss {final} is not below the first epoch's {first}"
+print(f"\nsucceeded: loss fell from {first:.4f} (epoch 1) to {final:.4f} (epoch 2)")
+print(f"job log:    {job['log_path']}")
+print(f"checkpoint: {job['result']['checkpoint_path']}")
+PY
+echo "demo finished in $(( $(date +%s) - started )) s"
+exit "$status"

@@ -1,0 +1,73 @@
+"""Fixtures: a private Redis server and real prefork workers as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import REDIS_PORT, REDIS_URL, STATE_DIR, Worker, wait_until
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """A throw-away redis-server on a free port; its URL (db 0)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    data = STATE_DIR / "redis"
+    data.mkdir(exist_ok=True)
+    proc = subprocess.Popen(
+        [binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(data)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    wait_until(answers, 10, "redis-server to answer")
+    yield REDIS_URL
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+    """Start workers by name; all are stopped at the end of the test."""
+    started: list[Worker] = []
+
+    def start(name: str) -> Worker:
+        worker = Worker(name, tmp_path / f"{name.split('@')[0]}.log")
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One prefork worker shared by a module's tests."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    w = Worker(f"w{os.getpid()}-{time.monotonic_ns()}@testhost", log)
+    w.start()
+    yield w
+    w.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
