@@ -9,7 +9,9 @@ ended is written to the store; a transient failure is retried (with backoff, up 
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ class AttemptEnd:
     failure_class: str | None = None  # None: success
     error: str | None = None
     result: dict[str, Any] | None = None
+    timed_out: bool = False
 
 
 @dataclass
@@ -122,8 +125,9 @@ class Runner:
     def _supervise(self, record: JobRecord, handle: Handle) -> JobRecord:
         result: dict[str, Any] | None = None
         log = JobLog(self._log_path(record), handle.attempt, self.settings.output_tail_lines)
+        limit = _TimeLimit(self.runtime, handle, self._remaining_s(record), self.settings)
         try:
-            with log:
+            with log, limit:
                 for line in self.runtime.output(handle):
                     log.write(line)
                     message = parse_line(line)
@@ -133,11 +137,32 @@ class Runner:
                         record = self._progress(record, message)
                 exit_ = self._wait(handle)
                 log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
-            end = self._classify(record, handle.attempt, exit_, log.tail(), result)
+            if limit.reached and exit_.code != 0:
+                end = self._timed_out(record, handle.attempt, exit_, log.tail())
+            else:
+                end = self._classify(record, handle.attempt, exit_, log.tail(), result)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
-        self.runtime.remove(handle)
+        with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
+            self.runtime.remove(handle)
         return self._end_attempt(record, end)
+
+    def _remaining_s(self, record: JobRecord) -> float:
+        """Time left of the job's limit, counted from its first start, across attempts."""
+        limit_s = record.spec.timeout_s or self.settings.default_timeout_s
+        started = record.started_at or time.time()
+        return started + limit_s - time.time()
+
+    def _timed_out(
+        self, record: JobRecord, attempt: int, exit_: Exit, tail: list[str]
+    ) -> AttemptEnd:
+        limit_s = record.spec.timeout_s or self.settings.default_timeout_s
+        shown = "\n".join(tail) if tail else "(no output)"
+        error = (
+            f"attempt {attempt} reached the job's time limit of {limit_s} s and was stopped "
+            f"(exit {exit_.code}); its last checkpoint is kept; last output:\n{shown}"
+        )
+        return AttemptEnd(exit_.code, PERMANENT, error, timed_out=True)
 
     def _wait(self, handle: Handle) -> Exit:
         while True:
@@ -201,7 +226,11 @@ class Runner:
             )
             attempts = [*r.attempts[:-1], closed]
             if end.failure_class is None:
-                return r.moved_to(JobStatus.SUCCEEDED, attempts=attempts, result=end.result)
+                return r.moved_to(
+                    JobStatus.SUCCEEDED, attempts=attempts, result=end.result, error=None
+                )
+            if end.timed_out:
+                return r.moved_to(JobStatus.TIMED_OUT, attempts=attempts, error=end.error)
             budget = r.spec.max_retries + 1
             if end.failure_class == TRANSIENT and len(attempts) < budget:
                 return r.moved_to(JobStatus.RETRYING, attempts=attempts, error=end.error)
@@ -251,6 +280,29 @@ class Runner:
         ceiling = self.settings.retry_backoff_s * 2 ** max(failed_attempts - 1, 0)
         jitter = random.uniform(0.5, 1.0)
         return float(min(ceiling, self.settings.retry_backoff_max_s) * jitter)
+
+
+class _TimeLimit:
+    """Stops the attempt (SIGTERM, grace, SIGKILL) when the job's time is up."""
+
+    def __init__(self, runtime: Runtime, handle: Handle, remaining_s: float, settings: Settings):
+        self.reached = False
+        self._runtime = runtime
+        self._handle = handle
+        self._grace_s = settings.stop_grace_s
+        self._timer = threading.Timer(max(remaining_s, 0.0), self._stop)
+        self._timer.daemon = True
+
+    def _stop(self) -> None:
+        self.reached = True
+        self._runtime.stop(self._handle, self._grace_s)
+
+    def __enter__(self) -> _TimeLimit:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
 
 
 def job_env(spec: JobSpec) -> dict[str, str]:

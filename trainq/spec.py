@@ -8,7 +8,6 @@ also needs (``command, env, gpus, cpus, memory, shm_size, name, idempotency_key`
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Self
@@ -27,8 +26,10 @@ from pydantic import (
 from trainq.errors import SpecError
 
 # docker's reference grammar, simplified: [registry[:port]/]path[:tag][@digest]
+# A registry prefix has a dot or a port, or is "localhost"; the path is lower case.
 _IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.\-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._\-/][a-z0-9]+)*"
+    r"^(?:(?:[a-zA-Z0-9\-]+\.[a-zA-Z0-9.\-]+|localhost)(?::[0-9]+)?/|[a-zA-Z0-9\-]+:[0-9]+/)?"
+    r"[a-z0-9]+(?:[._\-/][a-z0-9]+)*"
     r"(?::[\w][\w.\-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 _SIZE_RE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
@@ -57,8 +58,8 @@ class JobSpec(BaseModel):
     )
     epochs: int = Field(default=10, ge=1, le=100_000, strict=True)
     batch_size: int = Field(default=32, ge=1, le=65_536, strict=True)
-    learning_rate: float = Field(default=1e-3, gt=0, le=10)
-    gpu: bool = False
+    learning_rate: float = Field(default=1e-3, gt=0, le=10, strict=True, allow_inf_nan=False)
+    gpu: bool = Field(default=False, strict=True)
     gpu_ids: list[Annotated[int, Field(ge=0, le=1023, strict=True)]] = Field(
         default_factory=list, max_length=64
     )
@@ -78,18 +79,11 @@ class JobSpec(BaseModel):
         default=None, min_length=1, max_length=1024
     )
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
-    cpus: float | None = Field(default=None, gt=0, le=1024)
+    cpus: float | None = Field(default=None, gt=0, le=1024, strict=True, allow_inf_nan=False)
     memory: str | None = Field(default=None, description="Memory limit, e.g. 4g")
     shm_size: str | None = Field(default=None, description="/dev/shm size, e.g. 1g")
     name: Name | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_validator("image")
     @classmethod

@@ -33,12 +33,15 @@ class ProcessRuntime:
         self._lock = threading.Lock()
 
     def start(self, launch: Launch) -> Handle:
-        launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         env = {**self._base_env, **contract_env(launch, str(launch.checkpoint_dir))}
         if launch.gpu_ids:
             visible = ",".join(str(i) for i in launch.gpu_ids)
             env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
         command = launch.command or self._standard_command
+        try:
+            launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeFault(f"cannot create {launch.checkpoint_dir}: {exc}") from exc
         try:
             proc = subprocess.Popen(
                 command,
@@ -78,14 +81,13 @@ class ProcessRuntime:
 
     def stop(self, handle: Handle, grace_s: float) -> None:
         proc = self._proc(handle)
-        if proc.poll() is not None:
-            return
-        self._signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self._signal_group(proc, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            self._signal_group(proc, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace_s)
+        # Whatever the attempt started in its group goes too, even once the leader is gone.
+        self._signal_group(proc, signal.SIGKILL)
+        proc.wait()
 
     def remove(self, handle: Handle) -> None:
         with self._lock:

@@ -84,15 +84,22 @@ class RedisJobStore:
         index = self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
         position = decode_cursor(cursor) if cursor is not None else None
         top: float | str = "+inf" if position is None else position[0]
-        entries = cast(
-            list[tuple[str, float]],
-            self._redis.zrevrangebyscore(
-                index, top, "-inf", start=0, num=limit + 1 + _TIE_SLACK, withscores=True
-            ),
-        )
-        if position is not None:
-            entries = [(i, s) for i, s in entries if is_after(s, i, position)]
-        ids = [job_id for job_id, _ in entries[: limit + 1]]
+        ids: list[str] = []
+        offset = 0
+        # Entries that share the cursor's score and sort before it are skipped: page on
+        # until the page is full or the index ends, however many ties there are.
+        while len(ids) <= limit:
+            entries = cast(
+                list[tuple[str, float]],
+                self._redis.zrevrangebyscore(
+                    index, top, "-inf", start=offset, num=limit + 1 + _TIE_SLACK, withscores=True
+                ),
+            )
+            if not entries:
+                break
+            offset += len(entries)
+            ids += [i for i, s in entries if position is None or is_after(s, i, position)]
+        ids = ids[: limit + 1]
         raws = self._redis.mget([self._keys.job(job_id) for job_id in ids]) if ids else []
         records = [JobRecord.from_json(raw) for raw in raws if raw is not None]
         page, more = records[:limit], len(records) > limit

@@ -1,0 +1,36 @@
+"""The JobStore contract (tests/unit/test_memory_store.py) against the Redis store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.harness import STORE_TEST_URL
+from tests.unit import test_memory_store as contract
+from trainq.keys import Keys
+from trainq.store.base import JobStore
+from trainq.store.redis import RedisJobStore
+
+pytestmark = pytest.mark.integration
+
+# Every contract test, collected here again with this module's `store` fixture.
+globals().update({n: getattr(contract, n) for n in dir(contract) if n.startswith("test_")})
+
+
+@pytest.fixture
+def store(redis_server: str) -> Iterator[JobStore]:
+    client = redis.Redis.from_url(STORE_TEST_URL, decode_responses=True)
+    client.flushdb()
+    yield RedisJobStore(client, Keys("contract:"))
+    client.flushdb()
+    client.close()
+
+
+def test_records_and_indexes_live_under_the_prefix(store: JobStore) -> None:
+    contract.test_create_then_get(store)
+    client = redis.Redis.from_url(STORE_TEST_URL, decode_responses=True)
+    keys = client.keys("*")
+    assert keys and all(k.startswith("contract:") for k in keys)
+    client.close()

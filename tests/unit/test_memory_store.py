@@ -1,0 +1,207 @@
+"""The JobStore contract, run against MemoryJobStore.
+
+Every test takes the ``store`` fixture only, so the same tests can later be
+parametrized with the Redis store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from trainq.errors import IllegalTransition, JobNotFound
+from trainq.record import JobRecord
+from trainq.spec import JobSpec
+from trainq.status import JobStatus
+from trainq.store.base import JobStore
+from trainq.store.memory import MemoryJobStore
+
+
+@pytest.fixture
+def store() -> Iterator[JobStore]:
+    yield MemoryJobStore()
+
+
+def _record(job_id: str, created_at: float = 1_000.0, **changes: object) -> JobRecord:
+    return JobRecord(id=job_id, spec=JobSpec(), created_at=created_at, **changes)
+
+
+def _collect(store: JobStore, status: JobStatus | None, limit: int) -> list[list[str]]:
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        page = store.list(status=status, limit=limit, cursor=cursor)
+        pages.append([r.id for r in page.records])
+        if page.next_cursor is None:
+            return pages
+        assert len(pages) < 100, "pagination does not end"
+        cursor = page.next_cursor
+
+
+def test_create_then_get(store: JobStore) -> None:
+    record = _record("a", error="kept")
+
+    assert store.create(record) is True
+    assert store.get("a") == record
+
+
+def test_create_twice_keeps_the_first_record(store: JobStore) -> None:
+    first = _record("a", error="first")
+    second = _record("a", error="second")
+
+    assert store.create(first) is True
+    assert store.create(second) is False
+    assert store.get("a").error == "first"
+    assert store.count() == 1
+
+
+def test_get_unknown_raises_job_not_found(store: JobStore) -> None:
+    with pytest.raises(JobNotFound, match="nope"):
+        store.get("nope")
+    with pytest.raises(KeyError):
+        store.get("nope")
+
+
+def test_update_unknown_raises_job_not_found(store: JobStore) -> None:
+    with pytest.raises(JobNotFound):
+        store.update("nope", lambda r: r.moved_to(JobStatus.RUNNING))
+
+
+def test_update_applies_the_mutation(store: JobStore) -> None:
+    store.create(_record("a"))
+
+    returned = store.update("a", lambda r: r.moved_to(JobStatus.RUNNING, error="e"))
+
+    stored = store.get("a")
+    assert stored == returned
+    assert stored.status == JobStatus.RUNNING
+    assert stored.error == "e"
+    assert stored.started_at is not None
+
+
+def test_update_refuses_illegal_transition_and_keeps_the_record(store: JobStore) -> None:
+    store.create(_record("a"))
+    before = store.get("a")
+
+    with pytest.raises(IllegalTransition):
+        store.update("a", lambda r: r.moved_to(JobStatus.SUCCEEDED, error="x"))
+
+    assert store.get("a") == before
+
+
+def test_update_checks_a_status_set_without_moved_to(store: JobStore) -> None:
+    store.create(_record("a"))
+    before = store.get("a")
+
+    with pytest.raises(IllegalTransition):
+        store.update("a", lambda r: r.model_copy(update={"status": JobStatus.SUCCEEDED}))
+
+    assert store.get("a") == before
+
+
+def test_update_of_a_terminal_record_is_refused(store: JobStore) -> None:
+    store.create(_record("a"))
+    store.update("a", lambda r: r.moved_to(JobStatus.FAILED, error="boom"))
+    before = store.get("a")
+
+    with pytest.raises(IllegalTransition):
+        store.update("a", lambda r: r.moved_to(r.status, error="again"))
+
+    assert store.get("a") == before
+
+
+def test_list_is_newest_first(store: JobStore) -> None:
+    for i, job_id in enumerate(["old", "mid", "new"]):
+        store.create(_record(job_id, created_at=100.0 + i))
+
+    page = store.list()
+
+    assert [r.id for r in page.records] == ["new", "mid", "old"]
+    assert page.next_cursor is None
+
+
+def test_list_by_status(store: JobStore) -> None:
+    for i in range(6):
+        store.create(_record(f"j{i}", created_at=100.0 + i))
+    for job_id in ("j1", "j4"):
+        store.update(job_id, lambda r: r.moved_to(JobStatus.RUNNING))
+    store.update("j2", lambda r: r.moved_to(JobStatus.CANCELLED))
+
+    assert [r.id for r in store.list(status=JobStatus.RUNNING).records] == ["j4", "j1"]
+    assert [r.id for r in store.list(status=JobStatus.CANCELLED).records] == ["j2"]
+    assert [r.id for r in store.list(status=JobStatus.QUEUED).records] == ["j5", "j3", "j0"]
+    assert store.list(status=JobStatus.SUCCEEDED).records == []
+
+
+def _fill_with_ties(store: JobStore) -> list[str]:
+    """25 records, several sharing one created_at; their ids newest first."""
+    created = [100.0 + (i // 4) for i in range(25)]  # groups of 4 equal timestamps
+    ids = [f"job-{i:02d}" for i in range(25)]
+    for job_id, at in zip(ids, created, strict=True):
+        store.create(_record(job_id, created_at=at))
+    return [job_id for _, job_id in sorted(zip(created, ids, strict=True), reverse=True)]
+
+
+def test_cursor_pagination_visits_every_record_once(store: JobStore) -> None:
+    expected = _fill_with_ties(store)
+
+    pages = _collect(store, None, limit=7)
+
+    assert [len(p) for p in pages] == [7, 7, 7, 4]
+    visited = [job_id for page in pages for job_id in page]
+    assert visited == expected
+    assert len(set(visited)) == 25
+
+
+def test_cursor_pagination_with_many_equal_timestamps(store: JobStore) -> None:
+    # More ties than one page plus any look-ahead a store may fetch to step over them.
+    ids = [f"same-{i:02d}" for i in range(60)]
+    for job_id in ids:
+        store.create(_record(job_id, created_at=500.0))
+
+    visited = [job_id for page in _collect(store, None, limit=7) for job_id in page]
+
+    assert visited == sorted(ids, reverse=True)
+
+
+def test_cursor_pagination_by_status(store: JobStore) -> None:
+    expected = _fill_with_ties(store)
+    running = expected[::2]
+    for job_id in running:
+        store.update(job_id, lambda r: r.moved_to(JobStatus.RUNNING))
+
+    pages = _collect(store, JobStatus.RUNNING, limit=7)
+
+    assert [job_id for page in pages for job_id in page] == running
+    assert all(len(page) <= 7 for page in pages)
+
+
+def test_exact_page_size_has_no_next_cursor(store: JobStore) -> None:
+    for i in range(7):
+        store.create(_record(f"j{i}", created_at=100.0 + i))
+
+    page = store.list(limit=7)
+
+    assert len(page.records) == 7
+    assert page.next_cursor is None
+
+
+def test_count(store: JobStore) -> None:
+    assert store.count() == 0
+    for i in range(5):
+        store.create(_record(f"j{i}", created_at=100.0 + i))
+    store.update("j0", lambda r: r.moved_to(JobStatus.RUNNING))
+    store.update("j1", lambda r: r.moved_to(JobStatus.RUNNING))
+
+    assert store.count() == 5
+    assert store.count(JobStatus.RUNNING) == 2
+    assert store.count(JobStatus.QUEUED) == 3
+    assert store.count(JobStatus.FAILED) == 0
+
+
+def test_claim_idempotency_key_returns_the_first_job(store: JobStore) -> None:
+    assert store.claim_idempotency_key("key-1", "job-a") == "job-a"
+    assert store.claim_idempotency_key("key-1", "job-b") == "job-a"
+    assert store.claim_idempotency_key("key-1", "job-a") == "job-a"
+    assert store.claim_idempotency_key("key-2", "job-b") == "job-b"
