@@ -3,6 +3,7 @@
 # 2-epoch training job with live progress, its result and logs; then stops what it
 # started and prints the elapsed time.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 mkdir -p .run

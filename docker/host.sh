@@ -6,11 +6,14 @@
 #                              redis-server (installing it if needed) unless one
 #                              already answers; records what it started in .run/
 #   docker/host.sh redis-down  stop the redis-server that redis-up started, if any
+#   docker/host.sh docker-up   make `docker info` work: install docker.io if needed and
+#                              start dockerd in the background if none answers
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the script
 # prints exactly what to install and exits 1. Settings come from trainq itself
 # (TRAINQ_REDIS_URL), read through the project's virtualenv.
 set -euo pipefail
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 RUN=.run
@@ -69,9 +72,25 @@ redis_down() {
   rm -f "$RUN/redis.pid"
 }
 
+docker_up() {
+  if docker info >/dev/null 2>&1; then return; fi
+  command -v dockerd >/dev/null || apt_install docker.io
+  command -v docker >/dev/null || apt_install docker.io
+  if [ "$(id -u)" -ne 0 ]; then
+    say "the Docker engine does not answer: start it (sudo systemctl start docker, or sudo dockerd &)"
+    exit 1
+  fi
+  say "starting dockerd (log: $RUN/dockerd.log)..."
+  nohup dockerd >"$RUN/dockerd.log" 2>&1 &
+  for _ in $(seq 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+  docker info >/dev/null 2>&1 || { say "dockerd did not start; see $RUN/dockerd.log"; tail -5 "$RUN/dockerd.log" >&2; exit 1; }
+  say "dockerd is up"
+}
+
 case "${1:-}" in
   redis-bin) redis_bin ;;
   redis-up) redis_up ;;
   redis-down) redis_down ;;
-  *) say "usage: $0 redis-bin|redis-up|redis-down"; exit 2 ;;
+  docker-up) docker_up ;;
+  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up"; exit 2 ;;
 esac

@@ -45,17 +45,17 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
 ) -> None:
     """Start a prefork Celery worker that runs jobs on the configured runtime."""
-    from trainq.runtime.factory import make_runtime
+    from trainq.runtime.factory import check_runtime
     from trainq.tasks import app
 
     settings = get_settings()
     try:
-        make_runtime(settings)  # fail here, not in every job, when it cannot work
+        runtime = check_runtime(settings)  # fail here, not in every job
     except TrainqError as exc:
         raise _fail(str(exc), 2) from None
     jobs = concurrency or settings.worker_concurrency
     err.print(
-        f"trainq worker: runtime={settings.runtime} queue={settings.queue} "
+        f"trainq worker: runtime={runtime} queue={settings.queue} "
         f"concurrency={jobs} redis={settings.redis_url}",
         highlight=False,
     )

@@ -34,7 +34,12 @@ class Settings(BaseSettings):
     log_dir: Path = Path("logs")
     checkpoint_dir: Path = Path("checkpoints")
     default_image: str = "trainq-train:latest"
-    runtime: RuntimeName = "process"
+    service_image: str = "trainq:latest"
+    # `make image` builds FROM the registry base when a registry answers, else FROM a
+    # base made locally with debootstrap and tagged offline_base_image.
+    registry_base_image: str = "python:3.11-slim-bookworm"
+    offline_base_image: str = "trainq-base:bookworm"
+    runtime: RuntimeName = "docker"
     # The longest any job may run; the broker's visibility timeout sits above it.
     max_job_s: int = Field(default=86_400, ge=60)
     visibility_margin_s: int = Field(default=3_600, ge=60)
@@ -44,6 +49,13 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(default=60.0, ge=0)
     output_tail_lines: int = Field(default=40, ge=1, le=10_000)
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # Containers: limits and log caps of every job container.
+    container_pids_limit: int = Field(default=4096, ge=16)
+    container_user: str = Field(default="1000:1000", pattern=r"^[0-9]+(:[0-9]+)?$")
+    container_log_max_size: str = Field(default="50m", pattern=r"^[0-9]+[kmg]$")
+    container_log_max_files: int = Field(default=3, ge=1, le=100)
+    # A testing aid: accept GPU ids without NVIDIA devices (no device request is made).
+    simulate_gpus: bool = False
     # How the process runtime starts the standard train.py.
     process_python: str = sys.executable
     train_script: Path = _REPO_ROOT / "train.py"

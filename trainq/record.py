@@ -34,6 +34,8 @@ class Attempt(BaseModel):
     number: int
     handle: str | None = None  # the runtime's id: a container id, or a pid
     runtime: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
     worker: str | None = None
     host: str | None = None
     started_at: float | None = None

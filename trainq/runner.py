@@ -94,7 +94,7 @@ class Runner:
         def mark(r: JobRecord) -> JobRecord:
             if r.current_attempt is not None and r.current_attempt.number == handle.attempt:
                 return r.moved_to(JobStatus.RUNNING)
-            attempt = self._new_attempt(handle.attempt, handle.ref)
+            attempt = self._new_attempt(handle.attempt, handle)
             return r.moved_to(JobStatus.RUNNING, attempts=[*r.attempts, attempt])
 
         return self.store.update(record.id, mark)
@@ -106,19 +106,28 @@ class Runner:
             record.id,
             lambda r: r.moved_to(
                 JobStatus.RUNNING,
-                attempts=[*r.attempts, self._new_attempt(number, None)],
+                attempts=[*r.attempts, self._new_attempt(number)],
                 log_path=str(log_path),
             ),
         )
+        launch = self._launch_of(record, number)
         try:
-            handle = self.runtime.start(self._launch_of(record, number))
+            handle = self.runtime.start(launch)
         except RuntimeFault as exc:
             failure = PERMANENT if isinstance(exc, LaunchRefused) else TRANSIENT
             return self._end_attempt(record, AttemptEnd(None, failure, str(exc))), None
 
         def set_handle(r: JobRecord) -> JobRecord:
-            attempts = [*r.attempts[:-1], r.attempts[-1].model_copy(update={"handle": handle.ref})]
-            return r.moved_to(r.status, attempts=attempts)
+            started = r.attempts[-1].model_copy(
+                update={
+                    "handle": handle.ref,
+                    "image": handle.image,
+                    "image_digest": handle.image_digest,
+                    # The time limit counts from here: pulling an image is not the job's time.
+                    "started_at": time.time(),
+                }
+            )
+            return r.moved_to(r.status, attempts=[*r.attempts[:-1], started])
 
         return self.store.update(record.id, set_handle), handle
 
@@ -148,10 +157,10 @@ class Runner:
         return self._end_attempt(record, end)
 
     def _remaining_s(self, record: JobRecord) -> float:
-        """Time left of the job's limit, counted from its first start, across attempts."""
+        """Time left of the job's limit, counted from its first attempt's start."""
         limit_s = record.spec.timeout_s or self.settings.default_timeout_s
-        started = record.started_at or time.time()
-        return started + limit_s - time.time()
+        first = record.attempts[0].started_at if record.attempts else None
+        return (first or time.time()) + limit_s - time.time()
 
     def _timed_out(
         self, record: JobRecord, attempt: int, exit_: Exit, tail: list[str]
@@ -257,10 +266,12 @@ class Runner:
             gpu_ids=list(spec.gpu_ids),
         )
 
-    def _new_attempt(self, number: int, handle_ref: str | None) -> Attempt:
+    def _new_attempt(self, number: int, handle: Handle | None = None) -> Attempt:
         return Attempt(
             number=number,
-            handle=handle_ref,
+            handle=handle.ref if handle else None,
+            image=handle.image if handle else None,
+            image_digest=handle.image_digest if handle else None,
             runtime=self.runtime.name,
             worker=self.worker,
             host=self.settings.hostname,

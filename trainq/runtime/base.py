@@ -49,6 +49,8 @@ class Handle:
     job_id: str
     attempt: int
     ref: str
+    image: str | None = None  # the image that runs, where the runtime uses images
+    image_digest: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 from trainq.config import Settings, inherited_env
-from trainq.errors import TrainqError
+from trainq.errors import RuntimeFault, TrainqError
 from trainq.runtime.base import Runtime
+from trainq.runtime.container import DockerRuntime
 from trainq.runtime.process import ProcessRuntime
 
 
 def make_runtime(settings: Settings) -> Runtime:
-    if settings.runtime == "process":
-        return ProcessRuntime(settings.process_python, settings.train_script, inherited_env())
-    raise TrainqError(
-        f"TRAINQ_RUNTIME={settings.runtime} is not available in this version; "
-        "set TRAINQ_RUNTIME=process"
-    )
+    if settings.runtime == "docker":
+        return DockerRuntime(
+            pids_limit=settings.container_pids_limit,
+            log_max_size=settings.container_log_max_size,
+            log_max_files=settings.container_log_max_files,
+            container_user=settings.container_user,
+            simulate_gpus=settings.simulate_gpus,
+        )
+    return ProcessRuntime(settings.process_python, settings.train_script, inherited_env())
+
+
+def check_runtime(settings: Settings) -> str:
+    """Fail early, with what to do, when the configured runtime cannot work; a summary."""
+    runtime = make_runtime(settings)
+    if not isinstance(runtime, DockerRuntime):
+        return f"process ({settings.process_python} {settings.train_script})"
+    try:
+        client = runtime.client
+    except RuntimeFault as exc:
+        raise TrainqError(
+            f"TRAINQ_RUNTIME=docker but {exc}. Start the engine "
+            "(bash docker/host.sh docker-up) or set TRAINQ_RUNTIME=process"
+        ) from None
+    version = client.version().get("Version", "?")
+    try:
+        client.images.get(settings.default_image)
+        image = settings.default_image
+    except Exception:
+        image = f"{settings.default_image} (missing: build it with `make image`)"
+    client.close()
+    return f"docker (engine {version}, default image {image})"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds trainq's images; tags come from trainq's settings (TRAINQ_*_IMAGE).
+#
+#   docker/image.sh train     the standard training image (TRAINQ_DEFAULT_IMAGE)
+#   docker/image.sh service   the worker/Flower/API image (TRAINQ_SERVICE_IMAGE)
+#
+# The base is the registry's Python image when a registry answers, else a Debian
+# bookworm base built here with debootstrap (docker/base-image.sh). Python packages
+# enter an image only from a wheelhouse that the host fills with `pip download`.
+set -euo pipefail
+shopt -s inherit_errexit
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+say() { printf '%s\n' "$*" >&2; }
+setting() { "$PY" -c "from trainq.config import get_settings; print(get_settings().$1)"; }
+
+base_image() {
+  local registry offline
+  registry=$(setting registry_base_image)
+  offline=$(setting offline_base_image)
+  if docker image inspect "$registry" >/dev/null 2>&1; then echo "$registry"; return; fi
+  if docker pull -q "$registry" >/dev/null 2>&1; then echo "$registry"; return; fi
+  if ! docker image inspect "$offline" >/dev/null 2>&1; then
+    say "no registry answers: building the base image $offline from Debian packages"
+    bash docker/base-image.sh "$offline"
+  fi
+  echo "$offline"
+}
+
+build() {  # build DOCKERFILE CONTEXT TAG
+  local base; base=$(base_image)
+  say "building $3 FROM $base..."
+  docker build -q -f "$1" --build-arg "BASE=$base" -t "$3" "$2" >/dev/null
+  say "built $3 ($(docker image inspect -f '{{.Id}}' "$3"))"
+}
+
+case "${1:-}" in
+  train)
+    ctx=build/train-context
+    mkdir -p "$ctx/wheelhouse"
+    "$PY" -m pip download -q --only-binary=:all: -d "$ctx/wheelhouse" torch==2.13.0
+    cp train.py "$ctx/train.py"
+    build docker/train.Dockerfile "$ctx" "$(setting default_image)"
+    ;;
+  service)
+    ctx=build/service-context
+    rm -rf "$ctx" && mkdir -p "$ctx/wheelhouse"
+    "$PY" -m pip wheel -q --no-deps -w "$ctx/wheelhouse" .
+    "$PY" -m pip download -q --only-binary=:all: -d "$ctx/wheelhouse" "$ctx"/wheelhouse/trainq-*.whl
+    build docker/service.Dockerfile "$ctx" "$(setting service_image)"
+    ;;
+  *) say "usage: $0 train|service"; exit 2 ;;
+esac

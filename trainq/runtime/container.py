@@ -1,0 +1,291 @@
+"""Docker runtime: each attempt is a container, found again by its labels.
+
+The container is the truth. It carries ``trainq.job_id``, ``trainq.attempt`` and
+``trainq.worker`` labels, so any supervisor can find it (adopt-or-launch). It is
+never auto-removed: the exit code, ``State.OOMKilled`` and the output are read
+first, then the runner removes it. Traps of the docker SDK handled here:
+``logs(follow=True)`` yields chunks (not lines) and ends silently when the
+connection drops, so lines are split here and a dropped stream is resumed with
+``since=`` and de-duplicated by timestamp; ``wait(timeout=)`` is an HTTP timeout
+that raises, so it is caught. A client is created lazily, after the worker forks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+from docker.client import DockerClient
+from docker.models.containers import Container
+from docker.types import DeviceRequest, LogConfig, Mount
+
+import docker
+from trainq.errors import LaunchRefused, RuntimeFault
+from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
+
+CHECKPOINT_MOUNT = "/checkpoints"
+_LABEL = "trainq.job_id"
+_ALIVE = {"running", "restarting", "paused"}
+_SIGKILL_EXIT = 137
+_RESUME_PAUSE_S = 0.2
+# Errors that mean the engine (not the job) failed: transient.
+_ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, OSError)
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        pids_limit: int,
+        log_max_size: str,
+        log_max_files: int,
+        container_user: str,
+        simulate_gpus: bool = False,
+    ) -> None:
+        self._pids_limit = pids_limit
+        self._log_config = LogConfig(
+            type=LogConfig.types.JSON,
+            config={"max-size": log_max_size, "max-file": str(log_max_files)},
+        )
+        self._user = container_user
+        self._simulate_gpus = simulate_gpus
+        self._docker: DockerClient | None = None
+        self._stopped: set[str] = set()  # containers stop() ended: their 137 is not OOM
+
+    @property
+    def client(self) -> DockerClient:
+        if self._docker is None:
+            try:
+                self._docker = DockerClient.from_env()
+                self._docker.ping()
+            except docker.errors.DockerException as exc:
+                self._docker = None
+                raise RuntimeFault(f"no Docker engine answers: {exc}") from exc
+        return self._docker
+
+    def start(self, launch: Launch) -> Handle:
+        digest = self._image_digest(launch.image)
+        self._prepare_checkpoint_dir(launch)
+        env = contract_env(launch, CHECKPOINT_MOUNT)
+        requests_: list[DeviceRequest] = []
+        if launch.gpu_ids:
+            visible = ",".join(str(i) for i in launch.gpu_ids)
+            env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+            if not self._simulate_gpus:
+                ids = [str(i) for i in launch.gpu_ids]
+                requests_.append(DeviceRequest(device_ids=ids, capabilities=[["gpu"]]))
+        options: dict[str, Any] = {
+            "command": launch.command,
+            "environment": env,
+            "labels": launch.labels,
+            "name": f"trainq-{launch.job_id}-{launch.attempt}",
+            "detach": True,
+            "init": True,  # SIGTERM reaches the script, zombies are reaped
+            "auto_remove": False,
+            "mounts": [Mount(CHECKPOINT_MOUNT, str(launch.checkpoint_dir), type="bind")],
+            "pids_limit": self._pids_limit,
+            "log_config": self._log_config,
+            "device_requests": requests_ or None,
+        }
+        if launch.cpus is not None:
+            options["nano_cpus"] = int(launch.cpus * 1e9)
+        if launch.memory_bytes is not None:
+            options["mem_limit"] = launch.memory_bytes
+            options["memswap_limit"] = launch.memory_bytes  # no swap beyond the limit
+        if launch.shm_size_bytes is not None:
+            options["shm_size"] = launch.shm_size_bytes
+        try:
+            container = self.client.containers.run(launch.image, **options)
+        except docker.errors.ImageNotFound as exc:
+            raise LaunchRefused(f"image {launch.image!r} is not on this host") from exc
+        except docker.errors.APIError as exc:
+            if exc.is_client_error() and exc.status_code != 409:
+                raise LaunchRefused(
+                    f"the Docker engine refused to start {launch.image!r}: {exc.explanation}"
+                ) from exc
+            raise RuntimeFault(f"could not start a container: {exc}") from exc
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not start a container: {exc}") from exc
+        return Handle(launch.job_id, launch.attempt, container.id, launch.image, digest)
+
+    def find(self, job_id: str) -> list[Found]:
+        try:
+            containers = self.client.containers.list(
+                all=True, filters={"label": f"{_LABEL}={job_id}"}
+            )
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not list containers: {exc}") from exc
+        found = []
+        for c in containers:
+            if c.status == "created":
+                # Its supervisor died between create and start: start it now.
+                with contextlib.suppress(*_ENGINE_ERRORS):
+                    c.start()
+                    c.reload()
+            attempt = int(c.labels.get("trainq.attempt", "0"))
+            image = c.attrs.get("Config", {}).get("Image")
+            digest = c.attrs.get("Image")
+            handle = Handle(job_id, attempt, c.id, image, digest)
+            found.append(Found(handle, c.status in _ALIVE))
+        return found
+
+    def output(self, handle: Handle) -> Iterator[str]:
+        container = self._container(handle)
+        last: datetime | None = None
+        at_last = 0  # lines already yielded whose timestamp == last
+        ended = False
+        while True:
+            skip = at_last
+            since = last.timestamp() if last is not None else None
+            lines = _Lines(self._log_stream(container, since))
+            for stamp, line in lines:
+                if last is not None and stamp is not None:
+                    if stamp < last:
+                        continue  # a resumed stream starts before where we were
+                    if stamp == last and skip > 0:
+                        skip -= 1
+                        continue
+                if stamp is not None:
+                    at_last = at_last + 1 if stamp == last else 1
+                    last = stamp
+                yield line
+            if ended:
+                if lines.partial:
+                    yield _stamped(lines.partial)[1]  # a last line without a newline
+                return
+            # End of stream: the container ended, or the connection dropped. Either way
+            # read once more from where we were; after an end that pass is the last.
+            ended = not self._is_alive(container)
+            if not ended:
+                time.sleep(_RESUME_PAUSE_S)
+
+    def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
+        container = self._container(handle)
+        try:
+            status = container.wait(timeout=timeout_s)
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            return None
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"lost the container {handle.ref[:12]}: {exc}") from exc
+        code = int(status.get("StatusCode", -1))
+        try:
+            container.reload()
+            state = container.attrs["State"]
+            limit = container.attrs["HostConfig"].get("Memory") or 0
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"lost the container {handle.ref[:12]}: {exc}") from exc
+        # OOMKilled alone is unreliable and 137 only means SIGKILL: trust OOMKilled, or
+        # a SIGKILL under a memory limit that nobody else sent (stop() records its own).
+        oom = bool(state.get("OOMKilled")) or (
+            code == _SIGKILL_EXIT and limit > 0 and handle.ref not in self._stopped
+        )
+        return Exit(code, oom_killed=oom)
+
+    def stop(self, handle: Handle, grace_s: float) -> None:
+        container = self._container(handle)
+        self._stopped.add(handle.ref)
+        try:
+            container.stop(timeout=max(int(grace_s), 0))  # SIGTERM, grace, SIGKILL
+        except docker.errors.NotFound:
+            return
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not stop {handle.ref[:12]}: {exc}") from exc
+
+    def remove(self, handle: Handle) -> None:
+        self._stopped.discard(handle.ref)
+        try:
+            self.client.api.remove_container(handle.ref, force=True)
+        except docker.errors.NotFound:
+            return
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not remove {handle.ref[:12]}: {exc}") from exc
+
+    def _image_digest(self, image: str) -> str:
+        """The image's id, pulling it first if it is not here; LaunchRefused if none."""
+        try:
+            return str(self.client.images.get(image).id)
+        except docker.errors.ImageNotFound:
+            pass
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not inspect image {image!r}: {exc}") from exc
+        try:
+            return str(self.client.images.pull(image).id)
+        except (docker.errors.ImageNotFound, docker.errors.APIError) as exc:
+            raise LaunchRefused(
+                f"image {image!r} is not on this host and could not be pulled "
+                f"({getattr(exc, 'explanation', None) or exc}); build it or push it first"
+            ) from exc
+
+    def _prepare_checkpoint_dir(self, launch: Launch) -> None:
+        """Create the mounted directory, writable by the container's (non-root) user."""
+        try:
+            launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            uid, _, gid = self._user.partition(":")
+            if os.geteuid() == 0:
+                os.chown(launch.checkpoint_dir, int(uid), int(gid or uid))
+            else:
+                launch.checkpoint_dir.chmod(0o777)
+        except (OSError, ValueError) as exc:
+            raise RuntimeFault(f"cannot prepare {launch.checkpoint_dir}: {exc}") from exc
+
+    def _container(self, handle: Handle) -> Container:
+        try:
+            return self.client.containers.get(handle.ref)
+        except docker.errors.NotFound as exc:
+            raise RuntimeFault(f"container {handle.ref[:12]} of {handle.job_id} is gone") from exc
+        except _ENGINE_ERRORS as exc:
+            raise RuntimeFault(f"could not inspect {handle.ref[:12]}: {exc}") from exc
+
+    def _log_stream(self, container: Container, since: float | None) -> Iterator[bytes]:
+        try:
+            stream = container.logs(
+                stdout=True, stderr=True, stream=True, follow=True, timestamps=True, since=since
+            )
+            yield from stream
+        except _ENGINE_ERRORS:
+            return  # a dropped stream: the caller checks the container and resumes
+
+    def _is_alive(self, container: Container) -> bool:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return False
+        except _ENGINE_ERRORS:
+            return True  # the engine blinked; try again
+        return container.status in _ALIVE
+
+
+class _Lines:
+    """Complete (timestamp, line) pairs from docker's chunks; ``partial`` keeps the rest."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.partial = b""
+
+    def __iter__(self) -> Iterator[tuple[datetime | None, str]]:
+        for chunk in self._chunks:
+            self.partial += chunk
+            *complete, self.partial = self.partial.split(b"\n")
+            for raw in complete:
+                yield _stamped(raw)
+
+
+def _stamped(raw: bytes) -> tuple[datetime | None, str]:
+    text = raw.decode("utf-8", errors="replace").rstrip("\r")
+    stamp, sep, line = text.partition(" ")
+    if not sep:
+        return None, text
+    try:
+        # RFC 3339 with nanoseconds: keep microseconds for datetime.
+        head, _, frac = stamp.rstrip("Z").partition(".")
+        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00"), line
+    except ValueError:
+        return None, text
