@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint unit integration e2e clean
+.PHONY: install image service-image docker demo test lint unit integration e2e clean
 
 install: $(STAMP)
 
@@ -14,10 +14,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(STAMP)
 
-demo: install
-	bash docker/demo.sh
+# The Docker engine (docker.io, dockerd started if `docker info` fails).
+docker: install
+	bash docker/host.sh docker-up
 
-test: install lint
+# The standard training image (TRAINQ_DEFAULT_IMAGE), offline when no registry answers.
+image: docker
+	bash docker/image.sh train
+
+service-image: docker
+	bash docker/image.sh service
+
+# The elapsed time it prints counts from here: set-up, image build and the job.
+demo:
+	@start=$$(date +%s); $(MAKE) --no-print-directory image && DEMO_STARTED=$$start bash docker/demo.sh
+
+test: install lint image
 	bash docker/host.sh redis-bin
 	$(BIN)/python -m pytest
 
@@ -29,11 +41,11 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-integration: install
+integration: install image
 	bash docker/host.sh redis-bin
 	$(BIN)/python -m pytest tests/integration
 
-e2e: install
+e2e: install image
 	bash docker/host.sh redis-bin
 	$(BIN)/python -m pytest tests/e2e
 

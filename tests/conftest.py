@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REDIS_PORT, REDIS_URL, STATE_DIR, Worker, wait_until
+from tests.harness import (
+    REDIS_PORT,
+    REDIS_URL,
+    STATE_DIR,
+    Worker,
+    trainq_containers,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +71,51 @@ def worker(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One prefork worker shared by a module's tests."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     w = Worker(f"w{os.getpid()}-{time.monotonic_ns()}@testhost", log)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The Docker engine answers and the standard image is built; its tag."""
+    from docker.client import DockerClient
+    from docker.errors import DockerException, ImageNotFound
+
+    from trainq.config import get_settings
+
+    image = get_settings().default_image
+    try:
+        client = DockerClient.from_env()
+        client.ping()
+    except DockerException as exc:
+        pytest.fail(f"no Docker engine answers ({exc}): run `make test`, which starts one")
+    try:
+        client.images.get(image)
+    except ImageNotFound:
+        pytest.fail(f"image {image} is missing: run `make image` (make test does)")
+    finally:
+        client.close()
+    return image
+
+
+@pytest.fixture
+def no_leftover_containers(docker_engine: str) -> Iterator[None]:
+    """After the test, no container labelled trainq.job_id may remain."""
+    yield
+    left = trainq_containers()
+    if left:
+        subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
+        pytest.fail(f"{len(left)} trainq container(s) left behind: {left}")
+
+
+@pytest.fixture(scope="module")
+def docker_worker(
+    redis_server: str, docker_engine: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    """One prefork worker on the Docker runtime, shared by a module's tests."""
+    log = tmp_path_factory.mktemp("docker-worker") / "worker.log"
+    w = Worker(f"d{os.getpid()}-{time.monotonic_ns()}@testhost", log, {"TRAINQ_RUNTIME": "docker"})
     w.start()
     yield w
     w.stop()

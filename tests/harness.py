@@ -64,9 +64,10 @@ def wait_until(
 class Worker:
     """`trainq worker` as a subprocess in its own process group."""
 
-    def __init__(self, name: str, log: Path) -> None:
+    def __init__(self, name: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = log
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -79,6 +80,7 @@ class Worker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=REPO,
+                env=self.env,
             )
 
         def pongs() -> bool:
@@ -99,3 +101,13 @@ class Worker:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def trainq_containers(job_id: str | None = None) -> list[str]:
+    """Ids of containers (running or not) labelled as trainq jobs (of ``job_id``)."""
+    label = "trainq.job_id" if job_id is None else f"trainq.job_id={job_id}"
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={label}"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.split()

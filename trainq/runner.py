@@ -58,6 +58,8 @@ class Runner:
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`."""
         record = self._ensure_record(job_id, spec)
+        if record.status.is_terminal:
+            self._clear_leftovers(record.id)  # e.g. a supervisor died before removing it
         while not record.status.is_terminal:
             record, handle = self._adopt_or_launch(record)
             if handle is not None:
@@ -65,6 +67,12 @@ class Runner:
             if record.status == JobStatus.RETRYING:
                 self.sleep(self._backoff_s(len(record.attempts)))
         return outcome(record)
+
+    def _clear_leftovers(self, job_id: str) -> None:
+        for found in self.runtime.find(job_id):
+            if found.running:
+                self.runtime.stop(found.handle, self.settings.stop_grace_s)
+            self.runtime.remove(found.handle)
 
     def _ensure_record(self, job_id: str, spec: JobSpec) -> JobRecord:
         try:
@@ -76,7 +84,7 @@ class Runner:
 
     def _adopt_or_launch(self, record: JobRecord) -> tuple[JobRecord, Handle | None]:
         found = sorted(self.runtime.find(record.id), key=lambda f: f.handle.attempt)
-        for stale in found[:-1]:
+        for stale in found[:-1]:  # never two attempts at once: only the newest lives
             self.runtime.stop(stale.handle, self.settings.stop_grace_s)
             self.runtime.remove(stale.handle)
         if found:
@@ -92,10 +100,12 @@ class Runner:
 
     def _adopt(self, record: JobRecord, handle: Handle) -> JobRecord:
         def mark(r: JobRecord) -> JobRecord:
+            log_path = r.log_path or str(self._log_path(r))
             if r.current_attempt is not None and r.current_attempt.number == handle.attempt:
-                return r.moved_to(JobStatus.RUNNING)
+                return r.moved_to(JobStatus.RUNNING, log_path=log_path)
             attempt = self._new_attempt(handle.attempt, handle)
-            return r.moved_to(JobStatus.RUNNING, attempts=[*r.attempts, attempt])
+            attempts = [*r.attempts, attempt]
+            return r.moved_to(JobStatus.RUNNING, attempts=attempts, log_path=log_path)
 
         return self.store.update(record.id, mark)
 

@@ -84,16 +84,22 @@ def describe_record(record: JobRecord) -> RenderableType:
         for key in ("final_loss", "checkpoint_path"):
             if record.result.get(key) is not None:
                 summary.add_row(key.replace("_", " "), str(record.result[key]))
+    image = record.current_attempt.image if record.current_attempt else None
+    if image:
+        summary.add_row("image", image)
     if record.log_path:
         summary.add_row("log", record.log_path)
     parts: list[RenderableType] = [summary]
     if record.attempts:
-        attempts = Table("attempt", "worker", "handle", "exit", "class", title="attempts")
+        attempts = Table(
+            "attempt", "worker", "runtime", "handle", "exit", "class", title="attempts"
+        )
         for a in record.attempts:
             attempts.add_row(
                 str(a.number),
                 a.worker or "",
-                a.handle or "",
+                a.runtime or "",
+                (a.handle or "")[:12],
                 "" if a.exit_code is None else str(a.exit_code),
                 a.failure_class or "",
             )

@@ -533,3 +533,16 @@ def test_job_time_limit_is_enforced(settings: Settings) -> None:
 
     assert store.get(JOB).status == JobStatus.TIMED_OUT
     assert runtime.stopped
+
+
+def test_a_final_job_removes_an_attempt_its_supervisor_left_behind(settings: Settings) -> None:
+    h = harness(settings, success)
+    job_spec = spec()
+    left = h.runtime.start(_held_launch(settings, 1))
+    done = JobRecord(id=JOB, spec=job_spec).moved_to(JobStatus.RUNNING, attempts=[open_attempt(1)])
+    h.store.create(done.moved_to(JobStatus.SUCCEEDED, result={"final_loss": 0.1}))
+
+    assert h.runner.run(JOB, job_spec) == {"final_loss": 0.1}
+
+    assert h.runtime.removed == [left]
+    assert len(h.runtime.launches) == 1  # only the one this test made
