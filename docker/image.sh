@@ -12,6 +12,8 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 say() { printf '%s\n' "$*" >&2; }
+# pip's notes about this host's own package mirrors are noise here.
+pip() { "$PY" -m pip "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 setting() { "$PY" -c "from trainq.config import get_settings; print(get_settings().$1)"; }
 
 base_image() {
@@ -38,15 +40,15 @@ case "${1:-}" in
   train)
     ctx=build/train-context
     mkdir -p "$ctx/wheelhouse"
-    "$PY" -m pip download -q --only-binary=:all: -d "$ctx/wheelhouse" torch==2.13.0
+    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" torch==2.13.0
     cp train.py "$ctx/train.py"
     build docker/train.Dockerfile "$ctx" "$(setting default_image)"
     ;;
   service)
     ctx=build/service-context
     rm -rf "$ctx" && mkdir -p "$ctx/wheelhouse"
-    "$PY" -m pip wheel -q --no-deps -w "$ctx/wheelhouse" .
-    "$PY" -m pip download -q --only-binary=:all: -d "$ctx/wheelhouse" "$ctx"/wheelhouse/trainq-*.whl
+    pip wheel -q --no-deps -w "$ctx/wheelhouse" .
+    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" "$ctx"/wheelhouse/trainq-*.whl
     build docker/service.Dockerfile "$ctx" "$(setting service_image)"
     ;;
   *) say "usage: $0 train|service"; exit 2 ;;

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from trainq.status import JobStatus
 
+# A cancel request outlives any job this cluster allows, and then expires.
+CANCEL_FLAG_TTL_S = 8 * 86_400
+
 
 class Keys:
     """Key names under one prefix."""
@@ -31,6 +34,22 @@ class Keys:
     def idempotency(self, key: str) -> str:
         """String: the job id first submitted with this idempotency key."""
         return f"{self.prefix}idem:{key}"
+
+    def lease(self, job_id: str) -> str:
+        """String with a TTL: "<token>:<owner>" of the supervisor of the job."""
+        return f"{self.prefix}lease:{job_id}"
+
+    def fence(self, job_id: str) -> str:
+        """Counter: the job's last fencing token (one per lease acquired)."""
+        return f"{self.prefix}fence:{job_id}"
+
+    def cancel(self, job_id: str) -> str:
+        """String with a TTL: set when a user asked to cancel the job."""
+        return f"{self.prefix}cancel:{job_id}"
+
+    def requeue(self, job_id: str) -> str:
+        """String with a TTL: one reconciler re-queues a job at a time."""
+        return f"{self.prefix}requeue:{job_id}"
 
     def queue(self, name: str) -> str:
         """List: the broker queue as kombu stores it under the global prefix."""

@@ -46,6 +46,28 @@ class JobStore(Protocol):
     def claim_idempotency_key(self, key: str, job_id: str) -> str:
         """Bind ``key`` to ``job_id`` unless it is bound already; the bound job id."""
 
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the job's cancel flag (its supervisor, wherever it runs, acts on it)."""
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job's cancel flag is raised."""
+
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
+        """Become the job's one supervisor for ``ttl_s``: a new fencing token, or None
+        if another owner holds the lease."""
+
+    def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
+        """Extend the lease of ``token``; False if it is no longer held by it."""
+
+    def release_lease(self, job_id: str, token: int) -> None:
+        """Give the lease up, if ``token`` still holds it."""
+
+    def lease_holder(self, job_id: str) -> str | None:
+        """``"<token>:<owner>"`` of the live lease, or None when no supervisor holds it."""
+
+    def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
+        """True for one caller per ``ttl_s``: the one that may re-queue the job."""
+
 
 def encode_cursor(score: float, job_id: str) -> str:
     return f"{score!r}:{job_id}"

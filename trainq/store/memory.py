@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from trainq.errors import JobNotFound
 from trainq.record import JobRecord
@@ -14,6 +15,10 @@ class MemoryJobStore:
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
         self._idempotency: dict[str, str] = {}
+        self._cancelled: set[str] = set()
+        self._leases: dict[str, tuple[str, float]] = {}  # job → (value, expires at)
+        self._fences: dict[str, int] = {}
+        self._requeues: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def create(self, record: JobRecord) -> bool:
@@ -65,3 +70,49 @@ class MemoryJobStore:
     def claim_idempotency_key(self, key: str, job_id: str) -> str:
         with self._lock:
             return self._idempotency.setdefault(key, job_id)
+
+    def request_cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancelled.add(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancelled
+
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
+        with self._lock:
+            if self._live_lease(job_id) is not None:
+                return None
+            token = self._fences[job_id] = self._fences.get(job_id, 0) + 1
+            self._leases[job_id] = (f"{token}:{owner}", time.monotonic() + ttl_s)
+            return token
+
+    def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
+        with self._lock:
+            value = self._live_lease(job_id)
+            if value is None or not value.startswith(f"{token}:"):
+                return False
+            self._leases[job_id] = (value, time.monotonic() + ttl_s)
+            return True
+
+    def release_lease(self, job_id: str, token: int) -> None:
+        with self._lock:
+            value = self._live_lease(job_id)
+            if value is not None and value.startswith(f"{token}:"):
+                del self._leases[job_id]
+
+    def lease_holder(self, job_id: str) -> str | None:
+        with self._lock:
+            return self._live_lease(job_id)
+
+    def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self._requeues.get(job_id, 0.0) > now:
+                return False
+            self._requeues[job_id] = now + ttl_s
+            return True
+
+    def _live_lease(self, job_id: str) -> str | None:
+        value, expires = self._leases.get(job_id, ("", 0.0))
+        return value if expires > time.monotonic() else None

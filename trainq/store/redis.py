@@ -11,25 +11,53 @@ from __future__ import annotations
 from typing import cast
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from trainq.errors import JobNotFound
-from trainq.keys import Keys
+from trainq.keys import CANCEL_FLAG_TTL_S, Keys
 from trainq.record import JobRecord
 from trainq.status import JobStatus, check_transition
 from trainq.store.base import JobPage, Mutation, decode_cursor, encode_cursor, is_after
 
 # Extra ids fetched per page to step over records created in the same instant.
 _TIE_SLACK = 32
+# Compare-and-set on the lease value: only the holder of the token renews or frees it.
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class RedisJobStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisJobStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True), Keys(prefix))
+    def from_url(cls, url: str, prefix: str, outage_s: float = 60.0) -> RedisJobStore:
+        """A store whose commands ride out a Redis restart of up to about ``outage_s``."""
+        retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=max(int(outage_s / 2), 1))
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=retry,
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError],
+            health_check_interval=10,
+        )
+        return cls(client, Keys(prefix))
 
     def create(self, record: JobRecord) -> bool:
         key = self._keys.job(record.id)
@@ -115,3 +143,33 @@ class RedisJobStore:
         if self._redis.set(name, job_id, nx=True):
             return job_id
         return str(self._redis.get(name))
+
+    def request_cancel(self, job_id: str) -> None:
+        self._redis.set(self._keys.cancel(job_id), "1", ex=CANCEL_FLAG_TTL_S)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self._redis.exists(self._keys.cancel(job_id)))
+
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
+        if self._redis.exists(self._keys.lease(job_id)):
+            return None
+        token = int(self._redis.incr(self._keys.fence(job_id)))
+        value = f"{token}:{owner}"
+        if self._redis.set(self._keys.lease(job_id), value, nx=True, px=int(ttl_s * 1000)):
+            return token
+        return None
+
+    def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
+        keys = [self._keys.lease(job_id)]
+        return bool(self._renew(keys=keys, args=[f"{token}:", int(ttl_s * 1000)]))
+
+    def release_lease(self, job_id: str, token: int) -> None:
+        self._release(keys=[self._keys.lease(job_id)], args=[f"{token}:"])
+
+    def lease_holder(self, job_id: str) -> str | None:
+        value = self._redis.get(self._keys.lease(job_id))
+        return None if value is None else str(value)
+
+    def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
+        name = self._keys.requeue(job_id)
+        return bool(self._redis.set(name, "1", nx=True, px=int(ttl_s * 1000)))
