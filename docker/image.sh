@@ -48,7 +48,10 @@ case "${1:-}" in
     ctx=build/service-context
     rm -rf "$ctx" && mkdir -p "$ctx/wheelhouse"
     pip wheel -q --no-deps -w "$ctx/wheelhouse" .
-    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" "$ctx"/wheelhouse/trainq-*.whl
+    # Debian bookworm has Python 3.11.2, and redis needs async-timeout below 3.11.3:
+    # the host's newer Python would not download it.
+    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" \
+      "$ctx"/wheelhouse/trainq-*.whl 'async-timeout>=4.0.3' 
     build docker/service.Dockerfile "$ctx" "$(setting service_image)"
     ;;
   *) say "usage: $0 train|service"; exit 2 ;;
