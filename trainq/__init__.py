@@ -7,6 +7,7 @@ r.get()  # {"final_loss": ..., "metrics": [...], "checkpoint_path": ...}
 
 from trainq.config import Settings, get_settings
 from trainq.errors import (
+    AlreadyFinished,
     EnqueueError,
     IllegalTransition,
     JobFailed,
@@ -14,14 +15,16 @@ from trainq.errors import (
     LaunchRefused,
     RuntimeFault,
     SpecError,
+    SupervisedElsewhere,
     TrainqError,
 )
 from trainq.record import Attempt, JobRecord, Progress
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
-from trainq.tasks import app, submit_training
+from trainq.tasks import app, cancel, submit_training
 
 __all__ = [
+    "AlreadyFinished",
     "Attempt",
     "EnqueueError",
     "IllegalTransition",
@@ -35,8 +38,10 @@ __all__ = [
     "RuntimeFault",
     "Settings",
     "SpecError",
+    "SupervisedElsewhere",
     "TrainqError",
     "app",
+    "cancel",
     "get_settings",
     "submit_training",
 ]

@@ -41,6 +41,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_concurrency": settings.worker_concurrency,
         "task_default_queue": settings.queue,
+        # A backstop above the runner's own time limit, which stops the container
+        # first: the soft limit makes the runner stop it and record timed_out.
+        "task_soft_time_limit": settings.max_job_s + settings.visibility_margin_s // 2,
+        "task_time_limit": settings.max_job_s + settings.visibility_margin_s * 3 // 4,
+        # Ride out a Redis restart: results are written again, the broker reconnects.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 30,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
+        "redis_backend_health_check_interval": 10,
         "task_track_started": True,
         "task_send_sent_event": True,
         "worker_send_task_events": True,

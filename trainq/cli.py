@@ -16,7 +16,7 @@ from rich.table import Table
 
 from trainq import client
 from trainq.config import get_settings
-from trainq.errors import JobNotFound, SpecError, TrainqError
+from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
 from trainq.record import JobRecord
 from trainq.status import JobStatus
 from trainq.view import ProgressView, clock, describe_record
@@ -85,6 +85,9 @@ def submit(
     max_retries: Annotated[int | None, typer.Option(help="Retries of transient failures")] = None,
     env: Annotated[list[str] | None, typer.Option(help="K=V for the job, repeatable")] = None,
     name: Annotated[str | None, typer.Option(help="A name for the job")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Submitting again with this key returns the same job")
+    ] = None,
     cpus: Annotated[float | None, typer.Option(help="CPU limit")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 4g")] = None,
     shm_size: Annotated[str | None, typer.Option(help="/dev/shm size, e.g. 1g")] = None,
@@ -103,6 +106,7 @@ def submit(
         "timeout": timeout,
         "max_retries": max_retries,
         "name": name,
+        "idempotency_key": idempotency_key,
         "cpus": cpus,
         "memory": memory,
         "shm_size": shm_size,
@@ -135,6 +139,32 @@ def status(
     except JobNotFound as exc:
         raise _fail(str(exc), 1) from None
     _emit(record, as_json)
+
+
+@cli.command()
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="Job id")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until the job has stopped")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+) -> None:
+    """Cancel a job: a queued one never starts, a running one is stopped first."""
+    from trainq.tasks import cancel as cancel_job
+
+    try:
+        record = cancel_job(job_id)
+        if wait and not record.status.is_terminal:
+            settings = get_settings()
+            # The supervisor stops the container (SIGTERM, grace, SIGKILL), then records.
+            record = client.wait_for(job_id, timeout_s=settings.stop_grace_s + 60)
+    except (JobNotFound, AlreadyFinished) as exc:
+        raise _fail(str(exc), 1) from None
+    except TimeoutError as exc:
+        raise _fail(f"{exc}; its supervisor may be gone: the reconciler finishes it", 1) from None
+    _emit(record, as_json, brief=not as_json)
+    if record.status.is_terminal and record.status != JobStatus.CANCELLED:
+        raise _fail(f"job {job_id} ended {record.status} before the cancel took effect", 1)
 
 
 @cli.command("list")
@@ -187,8 +217,9 @@ def _emit(record: JobRecord, as_json: bool, brief: bool = False) -> None:
     if as_json:
         print(record.model_dump_json(indent=2))
     elif brief:
-        out.print(f"submitted {record.id} ({record.status.value})", highlight=False)
-        out.print(f"follow it: trainq status {record.id}", highlight=False)
+        out.print(f"{record.id} {record.status.value}", highlight=False)
+        if not record.status.is_terminal:
+            out.print(f"follow it: trainq status {record.id}", highlight=False)
     else:
         out.print(describe_record(record))
 

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from trainq.config import Settings, get_settings
-from trainq.errors import EnqueueError, SpecError
+from trainq.errors import AlreadyFinished, EnqueueError, IllegalTransition, SpecError
 from trainq.record import JobRecord
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
@@ -114,3 +114,35 @@ def wait_for(
         if deadline is not None and time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {record.status} after {timeout_s} s")
         time.sleep(poll_interval_s)
+
+
+def cancel(
+    job_id: str, *, revoke: Callable[[str], None], store: JobStore | None = None
+) -> JobRecord:
+    """Ask for the job to be cancelled; the record as it stands right after.
+
+    Cooperative: the cancel flag in Redis is the truth. A queued job is recorded
+    ``cancelled`` at once and never starts (``revoke`` only lets workers skip its
+    message early). A running job's supervisor sees the flag, stops the container
+    (SIGTERM, grace, SIGKILL) and only then records ``cancelled``. A final job
+    raises :class:`AlreadyFinished` and nothing changes.
+    """
+    store = store or default_store()
+    record = store.get(job_id)
+    if record.status.is_terminal:
+        raise AlreadyFinished(f"job {job_id} already {record.status}: nothing to cancel")
+    store.request_cancel(job_id)
+    revoke(job_id)
+
+    def cancel_if_queued(r: JobRecord) -> JobRecord:
+        if r.status == JobStatus.QUEUED:
+            return r.moved_to(JobStatus.CANCELLED, error="cancelled before it started")
+        return r
+
+    try:
+        return store.update(job_id, cancel_if_queued)
+    except IllegalTransition:
+        record = store.get(job_id)  # it ended meanwhile
+        if record.status == JobStatus.CANCELLED:
+            return record
+        raise AlreadyFinished(f"job {job_id} already {record.status}: nothing to cancel") from None

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     visibility_margin_s: int = Field(default=3_600, ge=60)
     default_timeout_s: int = Field(default=3_600, ge=1)
     stop_grace_s: float = Field(default=10.0, ge=0)
+    # Supervision: a supervisor renews its lease every third of lease_ttl_s; a job whose
+    # lease expired is re-queued by the next reconcile pass of any worker.
+    lease_ttl_s: float = Field(default=15.0, gt=0.5)
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    watch_interval_s: float = Field(default=0.5, gt=0)
     retry_backoff_s: float = Field(default=2.0, ge=0)
     retry_backoff_max_s: float = Field(default=60.0, ge=0)
     output_tail_lines: int = Field(default=40, ge=1, le=10_000)

@@ -5,6 +5,8 @@ TrainqError
  ├── JobNotFound          (also a KeyError) no record under that id
  ├── IllegalTransition    a status change the transition map refuses
  ├── EnqueueError         the job was recorded but the broker refused it
+ ├── AlreadyFinished      the job is final: there is nothing to cancel
+ ├── SupervisedElsewhere  another supervisor holds the job's lease
  ├── RuntimeFault         the runtime (Docker, subprocess) failed us: transient
  │    └── LaunchRefused   the attempt can never start (bad command, no image): permanent
  └── JobFailed            the job ended without success (raised by the task)
@@ -37,6 +39,14 @@ class IllegalTransition(TrainqError):
 
 class EnqueueError(TrainqError):
     """The job could not be sent to the broker."""
+
+
+class AlreadyFinished(TrainqError):
+    """The job has already finished."""
+
+
+class SupervisedElsewhere(TrainqError):
+    """Another supervisor holds this job."""
 
 
 class RuntimeFault(TrainqError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,14 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from trainq.config import Settings
-from trainq.errors import JobFailed, JobNotFound, LaunchRefused, RuntimeFault
+from trainq.errors import (
+    IllegalTransition,
+    JobFailed,
+    JobNotFound,
+    LaunchRefused,
+    RuntimeFault,
+    SupervisedElsewhere,
+)
 from trainq.joblog import JobLog
 from trainq.progress import ResultLine, parse_line
 from trainq.record import Attempt, JobRecord, Progress
@@ -27,6 +33,7 @@ from trainq.runtime.base import EXIT_PREEMPTED, Exit, Handle, Launch, Runtime
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
 from trainq.store.base import JobStore
+from trainq.supervision import Lease, Stop, Watch
 
 TRANSIENT = "transient"
 PERMANENT = "permanent"
@@ -42,7 +49,7 @@ class AttemptEnd:
     failure_class: str | None = None  # None: success
     error: str | None = None
     result: dict[str, Any] | None = None
-    timed_out: bool = False
+    ends_job_as: JobStatus | None = None  # timed out or cancelled: no retry
 
 
 @dataclass
@@ -56,17 +63,67 @@ class Runner:
     _metrics: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
 
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
-        """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`."""
+        """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`.
+
+        Raises :class:`SupervisedElsewhere` when another supervisor holds the job.
+        """
         record = self._ensure_record(job_id, spec)
         if record.status.is_terminal:
             self._clear_leftovers(record.id)  # e.g. a supervisor died before removing it
+            return outcome(record)
+        with Lease(self.store, job_id, self.worker, self.settings.lease_ttl_s) as lease:
+            try:
+                record = self._supervise_job(self.store.get(job_id), lease)
+            except IllegalTransition:
+                record = self.store.get(job_id)  # someone made it final meanwhile
+                if not record.status.is_terminal:
+                    raise
+        return outcome(record)
+
+    def _supervise_job(self, record: JobRecord, lease: Lease) -> JobRecord:
         while not record.status.is_terminal:
+            if self.store.cancel_requested(record.id):
+                return self._cancel(record)
             record, handle = self._adopt_or_launch(record)
             if handle is not None:
-                record = self._supervise(record, handle)
+                record = self._supervise(record, handle, lease)
             if record.status == JobStatus.RETRYING:
-                self.sleep(self._backoff_s(len(record.attempts)))
-        return outcome(record)
+                self._pause(record.id, self._backoff_s(len(record.attempts)))
+        return record
+
+    def _cancel(self, record: JobRecord) -> JobRecord:
+        """Stop what runs of the job, then record it cancelled."""
+        self._clear_leftovers(record.id)
+        current = record.current_attempt
+        if current is not None and current.ended_at is None:
+            end = AttemptEnd(None, None, "cancelled", ends_job_as=JobStatus.CANCELLED)
+            return self._end_attempt(record, end)
+        reason = "cancelled on a user's request"
+        return self.store.update(record.id, lambda r: r.moved_to(JobStatus.CANCELLED, error=reason))
+
+    def _pause(self, job_id: str, seconds: float) -> None:
+        """Back off before the next attempt, in slices, but not past a cancel request."""
+        remaining = seconds
+        while True:
+            step = min(remaining, self.settings.watch_interval_s)
+            self.sleep(step)
+            remaining -= step
+            if remaining <= 0 or self.store.cancel_requested(job_id):
+                return
+
+    def abort(self, job_id: str, reason: str) -> None:
+        """Stop whatever runs of the job and record it timed out (a backstop fired)."""
+        self._clear_leftovers(job_id)
+
+        def time_out(r: JobRecord) -> JobRecord:
+            attempts = r.attempts
+            if attempts and attempts[-1].ended_at is None:
+                closed = attempts[-1].model_copy(update={"ended_at": time.time(), "error": reason})
+                attempts = [*attempts[:-1], closed]
+            return r.moved_to(JobStatus.TIMED_OUT, attempts=attempts, error=reason)
+
+        with contextlib.suppress(IllegalTransition):
+            self.store.update(job_id, time_out)
 
     def _clear_leftovers(self, job_id: str) -> None:
         for found in self.runtime.find(job_id):
@@ -141,12 +198,20 @@ class Runner:
 
         return self.store.update(record.id, set_handle), handle
 
-    def _supervise(self, record: JobRecord, handle: Handle) -> JobRecord:
+    def _supervise(self, record: JobRecord, handle: Handle, lease: Lease) -> JobRecord:
         result: dict[str, Any] | None = None
         log = JobLog(self._log_path(record), handle.attempt, self.settings.output_tail_lines)
-        limit = _TimeLimit(self.runtime, handle, self._remaining_s(record), self.settings)
+        watch = Watch(
+            store=self.store,
+            runtime=self.runtime,
+            handle=handle,
+            lease=lease,
+            deadline=time.time() + self._remaining_s(record),
+            grace_s=self.settings.stop_grace_s,
+            poll_s=self.settings.watch_interval_s,
+        )
         try:
-            with log, limit:
+            with log, watch:
                 for line in self.runtime.output(handle):
                     log.write(line)
                     message = parse_line(line)
@@ -154,17 +219,34 @@ class Runner:
                         result = message.values
                     elif message is not None:
                         record = self._progress(record, message)
-                exit_ = self._wait(handle)
+                    if lease.lost.is_set():
+                        break
+                exit_ = self._wait(handle, lease)
                 log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
-            if limit.reached and exit_.code != 0:
-                end = self._timed_out(record, handle.attempt, exit_, log.tail())
-            else:
-                end = self._classify(record, handle.attempt, exit_, log.tail(), result)
+            end = self._ending(record, handle.attempt, exit_, watch.reason, log.tail(), result)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
         with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
             self.runtime.remove(handle)
         return self._end_attempt(record, end)
+
+    def _ending(
+        self,
+        record: JobRecord,
+        attempt: int,
+        exit_: Exit,
+        stopped: Stop | None,
+        tail: list[str],
+        result: dict[str, Any] | None,
+    ) -> AttemptEnd:
+        if stopped is None or exit_.code == 0:  # a success that beat the stop stands
+            return self._classify(record, attempt, exit_, tail, result)
+        if stopped == Stop.CANCELLED:
+            return AttemptEnd(
+                exit_.code, None, f"attempt {attempt} was stopped: cancelled on a user's request",
+                ends_job_as=JobStatus.CANCELLED,
+            )  # fmt: skip
+        return self._timed_out(record, attempt, exit_, tail)
 
     def _remaining_s(self, record: JobRecord) -> float:
         """Time left of the job's limit, counted from its first attempt's start."""
@@ -181,10 +263,12 @@ class Runner:
             f"attempt {attempt} reached the job's time limit of {limit_s} s and was stopped "
             f"(exit {exit_.code}); its last checkpoint is kept; last output:\n{shown}"
         )
-        return AttemptEnd(exit_.code, PERMANENT, error, timed_out=True)
+        return AttemptEnd(exit_.code, PERMANENT, error, ends_job_as=JobStatus.TIMED_OUT)
 
-    def _wait(self, handle: Handle) -> Exit:
+    def _wait(self, handle: Handle, lease: Lease) -> Exit:
         while True:
+            if lease.lost.is_set():
+                raise SupervisedElsewhere(f"lost the lease of job {handle.job_id}")
             exit_ = self.runtime.wait(handle, _WAIT_SLICE_S)
             if exit_ is not None:
                 return exit_
@@ -244,12 +328,12 @@ class Runner:
                 }
             )
             attempts = [*r.attempts[:-1], closed]
+            if end.ends_job_as is not None:
+                return r.moved_to(end.ends_job_as, attempts=attempts, error=end.error)
             if end.failure_class is None:
                 return r.moved_to(
                     JobStatus.SUCCEEDED, attempts=attempts, result=end.result, error=None
                 )
-            if end.timed_out:
-                return r.moved_to(JobStatus.TIMED_OUT, attempts=attempts, error=end.error)
             budget = r.spec.max_retries + 1
             if end.failure_class == TRANSIENT and len(attempts) < budget:
                 return r.moved_to(JobStatus.RETRYING, attempts=attempts, error=end.error)
@@ -301,29 +385,6 @@ class Runner:
         ceiling = self.settings.retry_backoff_s * 2 ** max(failed_attempts - 1, 0)
         jitter = random.uniform(0.5, 1.0)
         return float(min(ceiling, self.settings.retry_backoff_max_s) * jitter)
-
-
-class _TimeLimit:
-    """Stops the attempt (SIGTERM, grace, SIGKILL) when the job's time is up."""
-
-    def __init__(self, runtime: Runtime, handle: Handle, remaining_s: float, settings: Settings):
-        self.reached = False
-        self._runtime = runtime
-        self._handle = handle
-        self._grace_s = settings.stop_grace_s
-        self._timer = threading.Timer(max(remaining_s, 0.0), self._stop)
-        self._timer.daemon = True
-
-    def _stop(self) -> None:
-        self.reached = True
-        self._runtime.stop(self._handle, self._grace_s)
-
-    def __enter__(self) -> _TimeLimit:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
 
 
 def job_env(spec: JobSpec) -> dict[str, str]:

@@ -7,17 +7,21 @@ enqueues nothing). Worker side, the task hands the job to a :class:`Runner`.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.result import AsyncResult
+from celery.signals import worker_ready, worker_shutting_down
 
 from trainq import client
 from trainq.celery_app import create_app
 from trainq.config import get_settings
-from trainq.errors import SpecError
-from trainq.record import Progress
+from trainq.errors import SpecError, SupervisedElsewhere
+from trainq.reconciler import Reconciler
+from trainq.record import JobRecord, Progress
 from trainq.runner import Runner
 from trainq.runtime.base import Runtime
 from trainq.runtime.factory import make_runtime
@@ -76,4 +80,52 @@ def submit_training(self: TrainingTask, **kwargs: Any) -> dict[str, Any]:
         worker=self.request.hostname or settings.hostname,
         on_progress=report,
     )
-    return runner.run(self.request.id, JobSpec.parse(kwargs))
+    try:
+        return runner.run(self.request.id, JobSpec.parse(kwargs))
+    except SupervisedElsewhere:
+        # A duplicate delivery while another supervisor runs the job: drop this
+        # message without touching the task's state; the other one reports.
+        raise Ignore() from None
+    except SoftTimeLimitExceeded:
+        runner.abort(self.request.id, "the worker's backstop time limit was reached")
+        raise
+
+
+def cancel(job_id: str) -> JobRecord:
+    """Cancel a job (see :func:`trainq.client.cancel`): ``trainq.cancel(job_id)``."""
+    return client.cancel(job_id, revoke=lambda task_id: app.control.revoke(task_id))
+
+
+def requeue(record: JobRecord) -> None:
+    """Send "supervise job J" again, bypassing submit: the record exists already."""
+    app.send_task(
+        submit_training.name,
+        kwargs=record.spec.model_dump(mode="json"),
+        task_id=record.id,
+        queue=get_settings().queue,
+    )
+
+
+_reconciling = threading.Event()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _start_reconciler(**_: Any) -> None:
+    """Reconcile at worker start, then periodically, in the worker's main process."""
+    settings = get_settings()
+    reconciler = Reconciler(
+        # Its own runtime (and Docker client): never the one forked children use.
+        client.default_store(settings),
+        make_runtime(settings),
+        settings,
+        requeue,
+    )
+    _reconciling.clear()
+    threading.Thread(
+        target=reconciler.loop, args=(_reconciling,), daemon=True, name="reconciler"
+    ).start()
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _stop_reconciler(**_: Any) -> None:
+    _reconciling.set()

@@ -38,6 +38,7 @@ class CountingRuntime(DockerRuntime):
             log_max_size=settings.container_log_max_size,
             log_max_files=settings.container_log_max_files,
             container_user=settings.container_user,
+            cluster=settings.key_prefix,
         )
         self.starts: list[Handle] = []
 

@@ -264,6 +264,7 @@ def test_backoff_grows_and_is_capped(tmp_path: Path) -> None:
         checkpoint_dir=tmp_path / "ck",
         retry_backoff_s=1.0,
         retry_backoff_max_s=3.0,
+        watch_interval_s=10,  # each backoff fits one slice of the pause
     )
     h = harness(settings, lambda launch: Played([], Exit(EXIT_PREEMPTED)))
     job_spec = queued(h, spec(max_retries=4))

@@ -75,8 +75,9 @@ class Runtime(Protocol):
     def start(self, launch: Launch) -> Handle:
         """Start the attempt; raise :class:`~trainq.errors.RuntimeFault` if it cannot."""
 
-    def find(self, job_id: str) -> list[Found]:
-        """Attempts of ``job_id`` that exist (running or exited, not yet removed)."""
+    def find(self, job_id: str | None = None) -> list[Found]:
+        """Attempts of ``job_id`` (of every job when None) that exist, running or
+        exited, not yet removed."""
 
     def output(self, handle: Handle) -> Iterator[str]:
         """The attempt's stdout and stderr, line by line, until it closes them."""

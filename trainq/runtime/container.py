@@ -31,6 +31,8 @@ from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
 
 CHECKPOINT_MOUNT = "/checkpoints"
 _LABEL = "trainq.job_id"
+# Containers of one trainq cluster (one key prefix): a reconciler touches no other's.
+_CLUSTER_LABEL = "trainq.cluster"
 _ALIVE = {"running", "restarting", "paused"}
 _SIGKILL_EXIT = 137
 _RESUME_PAUSE_S = 0.2
@@ -48,8 +50,10 @@ class DockerRuntime:
         log_max_size: str,
         log_max_files: int,
         container_user: str,
+        cluster: str,
         simulate_gpus: bool = False,
     ) -> None:
+        self._cluster = cluster
         self._pids_limit = pids_limit
         self._log_config = LogConfig(
             type=LogConfig.types.JSON,
@@ -85,7 +89,7 @@ class DockerRuntime:
         options: dict[str, Any] = {
             "command": launch.command,
             "environment": env,
-            "labels": launch.labels,
+            "labels": {**launch.labels, _CLUSTER_LABEL: self._cluster},
             "name": f"trainq-{launch.job_id}-{launch.attempt}",
             "detach": True,
             "init": True,  # SIGTERM reaches the script, zombies are reaped
@@ -116,11 +120,11 @@ class DockerRuntime:
             raise RuntimeFault(f"could not start a container: {exc}") from exc
         return Handle(launch.job_id, launch.attempt, container.id, launch.image, digest)
 
-    def find(self, job_id: str) -> list[Found]:
+    def find(self, job_id: str | None = None) -> list[Found]:
+        labels = [f"{_CLUSTER_LABEL}={self._cluster}"]
+        labels.append(_LABEL if job_id is None else f"{_LABEL}={job_id}")
         try:
-            containers = self.client.containers.list(
-                all=True, filters={"label": f"{_LABEL}={job_id}"}
-            )
+            containers = self.client.containers.list(all=True, filters={"label": labels})
         except _ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not list containers: {exc}") from exc
         found = []
@@ -131,9 +135,10 @@ class DockerRuntime:
                     c.start()
                     c.reload()
             attempt = int(c.labels.get("trainq.attempt", "0"))
+            owner = c.labels[_LABEL]
             image = c.attrs.get("Config", {}).get("Image")
             digest = c.attrs.get("Image")
-            handle = Handle(job_id, attempt, c.id, image, digest)
+            handle = Handle(owner, attempt, c.id, image, digest)
             found.append(Found(handle, c.status in _ALIVE))
         return found
 

@@ -16,6 +16,7 @@ def make_runtime(settings: Settings) -> Runtime:
             log_max_size=settings.container_log_max_size,
             log_max_files=settings.container_log_max_files,
             container_user=settings.container_user,
+            cluster=settings.key_prefix,
             simulate_gpus=settings.simulate_gpus,
         )
     return ProcessRuntime(settings.process_python, settings.train_script, inherited_env())

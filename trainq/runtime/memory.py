@@ -38,9 +38,9 @@ class MemoryRuntime:
         self.attempts[handle] = self._script(launch)
         return handle
 
-    def find(self, job_id: str) -> list[Found]:
+    def find(self, job_id: str | None = None) -> list[Found]:
         # A played attempt has always already ended.
-        return [Found(h, False) for h in self.attempts if h.job_id == job_id]
+        return [Found(h, False) for h in self.attempts if job_id in (None, h.job_id)]
 
     def output(self, handle: Handle) -> Iterator[str]:
         yield from self._played(handle).lines

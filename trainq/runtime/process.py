@@ -58,9 +58,9 @@ class ProcessRuntime:
             self._procs[handle] = proc
         return handle
 
-    def find(self, job_id: str) -> list[Found]:
+    def find(self, job_id: str | None = None) -> list[Found]:
         with self._lock:
-            procs = [(h, p) for h, p in self._procs.items() if h.job_id == job_id]
+            procs = [(h, p) for h, p in self._procs.items() if job_id in (None, h.job_id)]
         return [Found(handle, proc.poll() is None) for handle, proc in procs]
 
     def output(self, handle: Handle) -> Iterator[str]:

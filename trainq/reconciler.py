@@ -1,0 +1,114 @@
+"""The reconciler: makes the containers on this host and the job records agree.
+
+It runs in every worker's main process, once at start and then every
+``reconcile_interval_s``:
+
+- a container (of this cluster) whose job is final or unknown is stopped and
+  removed: nothing a finished job started outlives it;
+- a running or retrying job whose supervisor's lease expired (the worker was
+  killed, its host died) is sent to the queue again, so a live worker adopts its
+  container or relaunches it from the checkpoint within seconds, instead of after
+  the broker's visibility timeout (hours); when the user had asked to cancel it,
+  the reconciler finishes the cancel itself (a revoked message is never run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from trainq.config import Settings
+from trainq.errors import IllegalTransition, JobNotFound, RuntimeFault
+from trainq.record import JobRecord
+from trainq.runtime.base import Runtime
+from trainq.status import JobStatus
+from trainq.store.base import JobStore
+
+log = logging.getLogger("trainq.reconciler")
+
+# How long one reconciler's claim to re-queue a job keeps others from doing it too.
+_REQUEUE_CLAIM_S = 30.0
+
+
+@dataclass
+class Pass:
+    """What one reconcile pass did."""
+
+    removed: list[str] = field(default_factory=list)  # container/process refs
+    requeued: list[str] = field(default_factory=list)  # job ids
+    cancelled: list[str] = field(default_factory=list)  # job ids
+
+
+@dataclass
+class Reconciler:
+    store: JobStore
+    runtime: Runtime
+    settings: Settings
+    requeue: Callable[[JobRecord], None]
+
+    def run_once(self) -> Pass:
+        done = Pass()
+        self._remove_orphans(done)
+        self._rescue_unsupervised(done)
+        if done.removed or done.requeued or done.cancelled:
+            log.info("reconciled: %s", done)
+        return done
+
+    def loop(self, stop: threading.Event) -> None:
+        """Pass after pass until ``stop`` is set; a failing pass is logged, not fatal."""
+        while True:
+            try:
+                self.run_once()
+            except Exception:
+                log.exception("reconcile pass failed; trying again next time")
+            if stop.wait(self.settings.reconcile_interval_s):
+                return
+
+    def _remove_orphans(self, done: Pass) -> None:
+        for found in self.runtime.find():
+            try:
+                final = self.store.get(found.handle.job_id).status.is_terminal
+            except JobNotFound:
+                final = True
+            if not final:
+                continue
+            with contextlib.suppress(RuntimeFault):
+                if found.running:
+                    self.runtime.stop(found.handle, self.settings.stop_grace_s)
+                self.runtime.remove(found.handle)
+                done.removed.append(found.handle.ref)
+
+    def _rescue_unsupervised(self, done: Pass) -> None:
+        for record in self._active_jobs():
+            if self.store.lease_holder(record.id) is not None:
+                continue
+            if not self.store.claim_requeue(record.id, _REQUEUE_CLAIM_S):
+                continue
+            if self.store.cancel_requested(record.id):
+                self._finish_cancel(record, done)
+            else:
+                self.requeue(record)
+                done.requeued.append(record.id)
+
+    def _finish_cancel(self, record: JobRecord, done: Pass) -> None:
+        for found in self.runtime.find(record.id):
+            with contextlib.suppress(RuntimeFault):
+                self.runtime.stop(found.handle, self.settings.stop_grace_s)
+                self.runtime.remove(found.handle)
+        reason = "cancelled on a user's request (its supervisor was gone)"
+        with contextlib.suppress(IllegalTransition):
+            self.store.update(record.id, lambda r: r.moved_to(JobStatus.CANCELLED, error=reason))
+            done.cancelled.append(record.id)
+
+    def _active_jobs(self) -> Iterator[JobRecord]:
+        for status in (JobStatus.RUNNING, JobStatus.RETRYING):
+            cursor = None
+            while True:
+                page = self.store.list(status=status, limit=200, cursor=cursor)
+                yield from page.records
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
