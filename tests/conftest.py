@@ -109,6 +109,32 @@ def no_leftover_containers(docker_engine: str) -> Iterator[None]:
         pytest.fail(f"{len(left)} trainq container(s) left behind: {left}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses real services also checks that no container leaks."""
+    for item in items:
+        if "unit" not in item.path.parts:
+            item.add_marker(pytest.mark.usefixtures("no_leftover_containers"))
+
+
+@pytest.fixture
+def docker_workers(
+    redis_server: str, docker_engine: str, tmp_path: Path
+) -> Iterator[Callable[[str], Worker]]:
+    """Start Docker-runtime workers by name; all are stopped at the end of the test."""
+    started: list[Worker] = []
+
+    def start(name: str) -> Worker:
+        log = tmp_path / f"{name.split('@')[0]}.log"
+        worker = Worker(name, log, {"TRAINQ_RUNTIME": "docker"})
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
 @pytest.fixture(scope="module")
 def docker_worker(
     redis_server: str, docker_engine: str, tmp_path_factory: pytest.TempPathFactory

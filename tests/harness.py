@@ -42,6 +42,10 @@ os.environ.update(
         "TRAINQ_RUNTIME": "process",
         "TRAINQ_RETRY_BACKOFF_S": "0.2",
         "TRAINQ_STOP_GRACE_S": "2",
+        # Supervision at test speed: a lost supervisor is noticed within seconds.
+        "TRAINQ_LEASE_TTL_S": "6",
+        "TRAINQ_RECONCILE_INTERVAL_S": "1",
+        "TRAINQ_WATCH_INTERVAL_S": "0.2",
     }
 )
 BIN = Path(sys.executable).parent
@@ -90,6 +94,12 @@ class Worker:
             return any(self.name in reply for reply in replies)
 
         wait_until(pongs, 60, f"worker {self.name} to answer ping", interval_s=0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's main process and its pool children at once."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def stop(self) -> None:
         """Warm shutdown (SIGTERM), then kill the whole group if it lingers."""

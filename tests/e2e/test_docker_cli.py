@@ -9,7 +9,7 @@ import pytest
 
 from tests.harness import BIN, REPO, Worker, trainq_containers, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = pytest.mark.e2e
 
 
 def test_a_job_runs_in_exactly_one_container_and_none_remains(docker_worker: Worker) -> None:

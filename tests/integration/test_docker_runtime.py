@@ -24,7 +24,7 @@ from trainq.spec import JobSpec
 from trainq.status import JobStatus
 from trainq.store.redis import RedisJobStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_leftover_containers")]
+pytestmark = pytest.mark.integration
 
 PROGRESS = '{"trainq": "progress", "epoch": 1, "epochs": 1, "loss": 0.5}'
 

@@ -1,0 +1,203 @@
+"""Faults injected into real services: kills, duplicates, cancels, preemptions.
+
+Real Redis, real prefork workers as subprocesses on the Docker runtime, the real
+Docker engine. Every wait is on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from celery.result import AsyncResult
+
+from tests.harness import BIN, PREFIX, REDIS_URL, REPO, Worker, trainq_containers, wait_until
+from trainq import JobStatus, app, submit_training
+from trainq.client import default_store
+from trainq.record import JobRecord
+from trainq.tasks import requeue
+
+pytestmark = pytest.mark.faults
+
+Workers = Callable[[str], Worker]
+
+
+def slow_train(seconds_per_epoch: float) -> list[str]:
+    return ["python3", "/app/train.py", "--epoch-sleep-s", str(seconds_per_epoch)]
+
+
+def record(job_id: str) -> JobRecord:
+    return default_store().get(job_id)
+
+
+def reached_epoch(job_id: str, epoch: int) -> bool:
+    r = record(job_id)
+    return r.status == JobStatus.RUNNING and (r.progress.epoch or 0) >= epoch
+
+
+class ContainerWatch:
+    """Every container id seen for a job, and the most seen at one moment."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.seen: set[str] = set()
+        self.most_at_once = 0
+
+    def look(self) -> list[str]:
+        now = trainq_containers(self.job_id)
+        self.seen.update(now)
+        self.most_at_once = max(self.most_at_once, len(now))
+        return now
+
+
+def test_a_cancelled_queued_job_never_starts(docker_workers: Workers) -> None:
+    r = submit_training.delay(epochs=1)  # no worker runs yet: it waits in the queue
+
+    cancelled = subprocess.run(
+        [str(BIN / "trainq"), "cancel", r.id, "--json"], capture_output=True, text=True, cwd=REPO
+    )
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] == "cancelled"
+
+    docker_workers("cancel-queued@testhost")
+    watch = ContainerWatch(r.id)
+
+    def message_consumed() -> bool:
+        watch.look()
+        return AsyncResult(r.id, app=app).state in ("REVOKED", "FAILURE")
+
+    wait_until(message_consumed, 60, "the worker to consume the cancelled job's message")
+    assert record(r.id).status == JobStatus.CANCELLED
+    assert record(r.id).attempts == []
+    assert watch.seen == set()
+
+    again = subprocess.run([str(BIN / "trainq"), "cancel", r.id], capture_output=True, text=True)
+    assert again.returncode == 1 and "already cancelled" in again.stderr
+
+
+def test_cancelling_a_running_job_stops_its_container_first(docker_workers: Workers) -> None:
+    docker_workers("cancel-running@testhost")
+    r = submit_training.delay(epochs=50, command=slow_train(0.5))
+    wait_until(lambda: reached_epoch(r.id, 1), 90, "the job to train an epoch")
+    (container,) = trainq_containers(r.id)
+
+    started = time.monotonic()
+    cancelled = subprocess.run(
+        [str(BIN / "trainq"), "cancel", r.id, "--json"], capture_output=True, text=True, cwd=REPO
+    )
+    took_s = time.monotonic() - started
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    final = json.loads(cancelled.stdout)
+    assert final["status"] == "cancelled"
+    assert trainq_containers(r.id) == []  # gone before the record said cancelled
+    assert took_s < 2 + 5  # grace (TRAINQ_STOP_GRACE_S=2) + 5 s
+    assert [a["handle"] for a in final["attempts"]] == [container]
+    wait_until(lambda: AsyncResult(r.id, app=app).ready(), 30, "the task to end")
+    assert record(r.id).model_dump(mode="json")["attempts"] == final["attempts"]
+    assert record(r.id).status == JobStatus.CANCELLED
+
+
+def test_worker_sigkill_mid_training_is_adopted_by_the_next_worker(
+    docker_workers: Workers,
+) -> None:
+    first = docker_workers("doomed@testhost")
+    r = submit_training.delay(epochs=6, command=slow_train(1.0))
+    watch = ContainerWatch(r.id)
+    wait_until(lambda: watch.look() and reached_epoch(r.id, 3), 120, "epoch 3 of 6")
+    (container,) = watch.look()
+
+    first.kill()
+    killed_at = time.monotonic()
+    assert watch.look() == [container]  # the container outlives its supervisor
+    docker_workers("rescuer@testhost")
+
+    def succeeded() -> bool:
+        watch.look()
+        return record(r.id).status == JobStatus.SUCCEEDED
+
+    wait_until(succeeded, 90, "the job to succeed under the new worker", interval_s=0.2)
+    assert time.monotonic() - killed_at < 60 + 10  # picked up in seconds, not hours
+    job = record(r.id)
+    assert watch.seen == {container} and watch.most_at_once == 1
+    assert [(a.number, a.handle) for a in job.attempts] == [(1, container)]
+    assert job.attempts[0].exit_code == 0
+    # One process trained every epoch once: the history has each epoch once.
+    assert [m["epoch"] for m in job.result["metrics"]] == [1, 2, 3, 4, 5, 6]  # type: ignore[index]
+
+
+def test_a_duplicate_delivery_yields_one_container_and_one_result(
+    docker_workers: Workers,
+) -> None:
+    docker_workers("first@testhost")
+    docker_workers("second@testhost")
+    r = submit_training.delay(epochs=4, command=slow_train(0.7))
+    watch = ContainerWatch(r.id)
+    wait_until(lambda: watch.look() and reached_epoch(r.id, 1), 90, "the job to run")
+
+    requeue(record(r.id))  # the same message again, while the first still runs
+
+    def succeeded() -> bool:
+        watch.look()
+        return record(r.id).status == JobStatus.SUCCEEDED
+
+    wait_until(succeeded, 120, "the job to succeed", interval_s=0.2)
+    result = r.get(timeout=30)
+    assert result == record(r.id).result
+    assert len(watch.seen) == 1 and watch.most_at_once == 1
+    assert len(record(r.id).attempts) == 1
+
+
+def test_a_preempted_attempt_is_retried_and_resumes_from_its_checkpoint(
+    docker_workers: Workers,
+) -> None:
+    docker_workers("preempt@testhost")
+    r = submit_training.delay(epochs=5, command=slow_train(1.0), max_retries=2)
+    wait_until(lambda: reached_epoch(r.id, 2), 120, "epoch 2 of 5")
+    (container,) = trainq_containers(r.id)
+
+    subprocess.run(["docker", "kill", "--signal", "TERM", container], check=True,
+                   capture_output=True)  # fmt: skip
+
+    result = r.get(timeout=120)
+    job = record(r.id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert [(a.exit_code, a.failure_class) for a in job.attempts] == [(75, "transient"), (0, None)]
+    assert job.error is None
+    log = Path(job.log_path or "").read_text()
+    resumed_at = int(log.split("resuming from epoch ")[1].split()[0])
+    assert resumed_at >= 2
+    assert [m["epoch"] for m in result["metrics"]] == [1, 2, 3, 4, 5]
+
+
+def test_a_python_exception_fails_at_once_with_its_traceback(docker_workers: Workers) -> None:
+    docker_workers("bug@testhost")
+    script = "def load():\n    raise ValueError('batch_size must divide the data')\nload()\n"
+    r = submit_training.delay(command=["python3", "-c", script], max_retries=3)
+
+    with pytest.raises(Exception, match="batch_size must divide"):
+        r.get(timeout=90)
+    job = record(r.id)
+    assert job.status == JobStatus.FAILED
+    assert [a.failure_class for a in job.attempts] == ["permanent"]
+    assert "Traceback (most recent call last)" in (job.error or "")
+    assert "ValueError: batch_size must divide the data" in (job.error or "")
+
+
+def test_idempotency_key_returns_the_first_job(redis_server: str) -> None:
+    first = submit_training.apply_async(kwargs={"epochs": 1, "idempotency_key": "nightly-42"},
+                                        queue="trainq-test-idle")  # fmt: skip
+    again = subprocess.run(
+        [str(BIN / "trainq"), "submit", "--idempotency-key", "nightly-42", "--json"],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["id"] == first.id
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.llen(f"{PREFIX}trainq-test-idle") == 1  # the second sent nothing
+    client.delete(f"{PREFIX}trainq-test-idle")
