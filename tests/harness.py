@@ -23,13 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 STATE_DIR = Path(tempfile.mkdtemp(prefix="trainq-tests-"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-REDIS_PORT = _free_port()
+REDIS_PORT = free_port()
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 STORE_TEST_URL = f"redis://127.0.0.1:{REDIS_PORT}/1"
 PREFIX = "trainq-test:"
@@ -75,7 +75,15 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        from trainq import app
+        from trainq.celery_app import create_app
+        from trainq.config import Settings
+
+        # Ping through the Redis the worker uses, which need not be this process's.
+        app = create_app(
+            Settings(
+                redis_url=self.env["TRAINQ_REDIS_URL"], key_prefix=self.env["TRAINQ_KEY_PREFIX"]
+            )
+        )
 
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

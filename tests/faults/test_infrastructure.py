@@ -1,0 +1,148 @@
+"""Faults in what trainq stands on: a Redis restart, containers left without a job."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.harness import (
+    BIN,
+    REPO,
+    Worker,
+    free_port,
+    trainq_containers,
+    wait_until,
+)
+from trainq.record import JobRecord
+from trainq.runtime.base import Launch
+from trainq.runtime.factory import make_runtime
+from trainq.spec import JobSpec
+from trainq.status import JobStatus
+from trainq.store.redis import RedisJobStore
+
+pytestmark = pytest.mark.faults
+
+Workers = Callable[[str], Worker]
+
+
+class AofRedis:
+    """A redis-server with AOF (everysec) that a test can restart on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), 20, "the AOF redis-server to answer")
+
+    def restart(self) -> None:
+        """SHUTDOWN (which flushes the AOF), then start again on the same port and files."""
+        assert self.proc is not None
+        redis.Redis.from_url(self.url).shutdown(nosave=False)
+        self.proc.wait(20)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
+    server = AofRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_job_survives_a_redis_restart_mid_training(
+    aof_redis: AofRedis, docker_engine: str, tmp_path: Path
+) -> None:
+    env = {"TRAINQ_REDIS_URL": aof_redis.url, "TRAINQ_RUNTIME": "docker"}
+    worker = Worker("aof@testhost", tmp_path / "worker.log", env)
+    worker.start()
+    store = RedisJobStore.from_url(aof_redis.url, "trainq-test:")
+    try:
+        submitted = subprocess.run(
+            [str(BIN / "trainq"), "submit", "--epochs", "6", "--json", "--",
+             "python3", "/app/train.py", "--epoch-sleep-s", "1"],
+            capture_output=True, text=True, cwd=REPO, env=worker.env, check=True,
+        )  # fmt: skip
+        job_id = JobRecord.model_validate_json(submitted.stdout).id
+
+        def epoch(n: int) -> bool:
+            return (store.get(job_id).progress.epoch or 0) >= n
+
+        wait_until(lambda: epoch(2), 120, "epoch 2 before the restart")
+        spec_before = store.get(job_id).spec
+        aof_redis.restart()
+
+        wait_until(lambda: store.get(job_id).status.is_terminal, 120, "the job to end")
+        job = store.get(job_id)
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        assert job.spec == spec_before
+        assert len(job.attempts) == 1
+        assert [m["epoch"] for m in (job.result or {})["metrics"]] == [1, 2, 3, 4, 5, 6]
+        # The worker reconnected: it answers, and runs a new job.
+        after = subprocess.run(
+            [str(BIN / "trainq"), "submit", "--epochs", "1", "--wait", "--json"],
+            capture_output=True, text=True, cwd=REPO, env=worker.env, timeout=120,
+        )  # fmt: skip
+        assert after.returncode == 0, after.stderr
+    finally:
+        worker.stop()
+
+
+def test_the_reconciler_removes_containers_of_finished_and_unknown_jobs(
+    docker_workers: Workers, docker_engine: str, tmp_path: Path
+) -> None:
+    from trainq.client import default_store
+    from trainq.config import get_settings
+
+    settings = get_settings().model_copy(update={"runtime": "docker"})
+    runtime = make_runtime(settings)
+    store = default_store()
+    finished = JobRecord(id="rc-finished", spec=JobSpec()).moved_to(JobStatus.CANCELLED)
+    store.create(finished)
+    sleeper = ["python3", "-c", "import time; time.sleep(300)"]
+    for job_id in ("rc-finished", "rc-unknown"):
+        runtime.start(
+            Launch(
+                job_id=job_id,
+                attempt=1,
+                image=docker_engine,
+                command=sleeper,
+                env={},
+                checkpoint_dir=tmp_path / job_id,
+                worker="gone@host",
+            )
+        )
+    assert len(trainq_containers("rc-finished")) == len(trainq_containers("rc-unknown")) == 1
+
+    docker_workers("reconciler@testhost")
+
+    wait_until(lambda: not trainq_containers(), 60, "the reconciler to remove both containers")
+    assert store.get("rc-finished").status == JobStatus.CANCELLED
