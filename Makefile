@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install image service-image docker demo test lint unit integration e2e clean
+.PHONY: install image service-image docker demo test lint unit integration e2e faults bench clean
 
 install: $(STAMP)
 
@@ -48,6 +48,16 @@ integration: install image
 e2e: install image
 	bash docker/host.sh redis-bin
 	$(BIN)/python -m pytest tests/e2e
+
+faults: install image
+	bash docker/host.sh redis-bin
+	$(BIN)/python -m pytest tests/faults
+
+# Benchmarks: figures against baselines measured in the same run (docs/benchmarks.md).
+BENCHMARKS := retry
+bench: install image
+	bash docker/host.sh redis-bin
+	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf .run checkpoints build .mypy_cache .ruff_cache .pytest_cache

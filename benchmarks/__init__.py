@@ -1,0 +1,1 @@
+"""trainq's benchmarks: side-by-side figures against baselines from the same run."""

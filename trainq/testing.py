@@ -1,0 +1,157 @@
+"""Real services for tests and benchmarks: a private redis-server and worker processes.
+
+trainq's own tests and benchmarks use these, and so can a user's integration tests:
+each piece is the real thing (a ``redis-server`` binary, a prefork ``trainq worker``
+subprocess), started on demand and waited for with a deadline, never a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+
+from trainq.celery_app import create_app
+from trainq.config import Settings
+
+T = TypeVar("T")
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1
+) -> T:
+    """Poll ``condition`` until it returns something truthy; TimeoutError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class RedisServer:
+    """A ``redis-server`` on a free loopback port, its files in ``folder``."""
+
+    def __init__(self, folder: Path, *, aof: bool = False, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.aof = aof
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof else [
+            "--appendonly", "no"
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--dir", str(self.folder), *persistence],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _answers(client), 20, f"redis-server on port {self.port}")
+        client.close()
+        return self
+
+    def restart(self) -> None:
+        """SHUTDOWN (which writes the AOF), then start again on the same port and files."""
+        assert self.proc is not None
+        redis.Redis.from_url(self.url).shutdown()
+        self.proc.wait(20)
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+class WorkerProcess:
+    """``trainq worker`` as a subprocess in its own process group, with extra env."""
+
+    def __init__(
+        self, name: str, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
+        self.name = name
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 60) -> WorkerProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(BIN / "trainq"), "worker", "--name", self.name, "--loglevel", "INFO"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+                env=self.env,
+            )
+        # Ping through the Redis the worker uses, which need not be this process's.
+        settings = Settings(
+            redis_url=self.env.get("TRAINQ_REDIS_URL", Settings().redis_url),
+            key_prefix=self.env.get("TRAINQ_KEY_PREFIX", Settings().key_prefix),
+        )
+        app = create_app(settings)
+
+        def pongs() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.tail()}")
+            replies = app.control.ping(destination=[self.name], timeout=0.5)
+            return any(self.name in reply for reply in replies)
+
+        try:
+            wait_until(pongs, timeout_s, f"worker {self.name} to answer ping", interval_s=0.2)
+        finally:
+            app.close()
+        return self
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the worker's main process and its pool children at once."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then kill the whole group if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
