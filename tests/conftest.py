@@ -11,43 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import (
-    REDIS_PORT,
-    REDIS_URL,
-    STATE_DIR,
-    Worker,
-    trainq_containers,
-    wait_until,
-)
+from tests.harness import REDIS_PORT, REDIS_URL, STATE_DIR, Worker, trainq_containers
+from trainq.testing import RedisServer
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """A throw-away redis-server on a free port; its URL (db 0)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: run `make test`, which installs it")
-    data = STATE_DIR / "redis"
-    data.mkdir(exist_ok=True)
-    proc = subprocess.Popen(
-        [binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(data)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    wait_until(answers, 10, "redis-server to answer")
+    server = RedisServer(STATE_DIR / "redis", port=REDIS_PORT).start()
     yield REDIS_URL
-    proc.terminate()
-    proc.wait(10)
+    server.stop()
 
 
 @pytest.fixture

@@ -2,84 +2,35 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.harness import (
-    BIN,
-    REPO,
-    Worker,
-    free_port,
-    trainq_containers,
-    wait_until,
-)
+from tests.harness import BIN, REPO, Worker, trainq_containers, wait_until
 from trainq.record import JobRecord
 from trainq.runtime.base import Launch
 from trainq.runtime.factory import make_runtime
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
 from trainq.store.redis import RedisJobStore
+from trainq.testing import RedisServer
 
 pytestmark = pytest.mark.faults
 
 Workers = Callable[[str], Worker]
 
 
-class AofRedis:
-    """A redis-server with AOF (everysec) that a test can restart on the same port."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        wait_until(lambda: _pings(client), 20, "the AOF redis-server to answer")
-
-    def restart(self) -> None:
-        """SHUTDOWN (which flushes the AOF), then start again on the same port and files."""
-        assert self.proc is not None
-        redis.Redis.from_url(self.url).shutdown(nosave=False)
-        self.proc.wait(20)
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
 @pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
-    server = AofRedis(tmp_path)
-    server.start()
+def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", aof=True).start()
     yield server
     server.stop()
 
 
 def test_a_job_survives_a_redis_restart_mid_training(
-    aof_redis: AofRedis, docker_engine: str, tmp_path: Path
+    aof_redis: RedisServer, docker_engine: str, tmp_path: Path
 ) -> None:
     env = {"TRAINQ_REDIS_URL": aof_redis.url, "TRAINQ_RUNTIME": "docker"}
     worker = Worker("aof@testhost", tmp_path / "worker.log", env)
