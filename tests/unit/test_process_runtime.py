@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -49,7 +50,7 @@ class Started:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.runtime = ProcessRuntime(
-            sys.executable, Path("train.py"), base_env={"PATH": os.environ["PATH"]}
+            sys.executable, Path("train.py"), base_env={"PATH": os.environ["PATH"]}, stop_grace_s=1
         )
         self.handles: list[Handle] = []
         self.pids: list[int] = []
@@ -263,7 +264,9 @@ def test_several_gpu_ids_are_comma_separated(started: Started) -> None:
 def test_standard_command_runs_the_train_script(tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text("import os; print('standard', os.environ['TRAINQ_ATTEMPT'])\n")
-    runtime = ProcessRuntime(sys.executable, script, base_env={"PATH": os.environ["PATH"]})
+    runtime = ProcessRuntime(
+        sys.executable, script, base_env={"PATH": os.environ["PATH"]}, stop_grace_s=1
+    )
     launch = Launch(
         job_id=JOB,
         attempt=1,
@@ -296,3 +299,27 @@ def test_remove_forgets_the_attempt(started: Started) -> None:
     with pytest.raises(RuntimeFault):
         list(started.runtime.output(handle))
     started.runtime.remove(handle)  # removing twice is harmless
+
+
+def test_an_orphan_of_the_job_is_stopped_before_a_new_attempt_starts(started: Started) -> None:
+    # What a SIGKILLed worker leaves behind: the job's process group, now nobody's child.
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "TRAINQ_JOB_ID": JOB},
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, "TRAINQ_JOB_ID": "some-other-job"},
+        start_new_session=True,
+    )
+    try:
+        handle = started.start("print('the new attempt')")
+
+        assert orphan.wait(5) == -signal.SIGTERM
+        assert other.poll() is None  # another job's process is left alone
+        assert list(started.runtime.output(handle)) == ["the new attempt"]
+    finally:
+        for proc in (orphan, other):
+            proc.kill()
+            proc.wait()

@@ -19,7 +19,9 @@ def make_runtime(settings: Settings) -> Runtime:
             cluster=settings.key_prefix,
             simulate_gpus=settings.simulate_gpus,
         )
-    return ProcessRuntime(settings.process_python, settings.train_script, inherited_env())
+    return ProcessRuntime(
+        settings.process_python, settings.train_script, inherited_env(), settings.stop_grace_s
+    )
 
 
 def check_runtime(settings: Settings) -> str:

@@ -4,9 +4,11 @@ The fallback for hosts without a Docker engine, and the fast path for tests. It 
 the container's environment contract (``TRAINQ_JOB_ID``, ``TRAINQ_ATTEMPT``,
 ``TRAINQ_CHECKPOINT_DIR``, the hyper-parameters) but not its isolation: the job
 runs as the worker's user, with the worker's Python unless the spec names a command.
-Attempts are known to the worker process that started them only; after a worker
-crash the process loses its output pipe and ends, and the runner relaunches from
-the checkpoint.
+Attempts are known to the worker process that started them only: a process
+cannot be re-attached after its worker died. Before launching, an orphan of the
+same job (a process group whose environment names the job, left by a killed
+worker) is stopped (SIGTERM lets train.py checkpoint), so two attempts never run at
+once and the new one resumes from the orphan's checkpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,13 +29,17 @@ from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
 class ProcessRuntime:
     name = "process"
 
-    def __init__(self, python: str, train_script: Path, base_env: dict[str, str]) -> None:
+    def __init__(
+        self, python: str, train_script: Path, base_env: dict[str, str], stop_grace_s: float
+    ) -> None:
         self._standard_command = [python, str(train_script)]
+        self._stop_grace_s = stop_grace_s
         self._base_env = base_env
         self._procs: dict[Handle, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
 
     def start(self, launch: Launch) -> Handle:
+        self._stop_orphans(launch.job_id)
         env = {**self._base_env, **contract_env(launch, str(launch.checkpoint_dir))}
         if launch.gpu_ids:
             visible = ",".join(str(i) for i in launch.gpu_ids)
@@ -102,7 +109,46 @@ class ProcessRuntime:
             raise RuntimeFault(f"process runtime knows no attempt {handle.ref} of {handle.job_id}")
         return proc
 
+    def _stop_orphans(self, job_id: str) -> None:
+        with self._lock:
+            ours = {proc.pid for proc in self._procs.values()}
+        orphans = [pid for pid in _group_leaders_of(job_id) if pid not in ours]
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self._stop_grace_s
+        while orphans and time.monotonic() < deadline:
+            orphans = [pid for pid in orphans if _alive(pid)]
+            time.sleep(0.05)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
     @staticmethod
     def _signal_group(proc: subprocess.Popen[bytes], signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
+
+
+def _group_leaders_of(job_id: str) -> list[int]:
+    """Process-group leaders whose environment says they run ``job_id``."""
+    marker = f"TRAINQ_JOB_ID={job_id}".encode()
+    leaders = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0") and os.getpgid(pid) == pid:
+                leaders.append(pid)
+        except (OSError, ProcessLookupError):
+            continue  # gone, or not ours to read
+    return leaders
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
