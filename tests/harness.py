@@ -21,7 +21,10 @@ with socket.socket() as _s:  # trainq.testing.free_port would import trainq too 
     REDIS_PORT = int(_s.getsockname()[1])
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/0"
 STORE_TEST_URL = f"redis://127.0.0.1:{REDIS_PORT}/1"
-PREFIX = "trainq-test:"
+# One cluster (key prefix, container label) per test run: two runs on one machine
+# never see, reconcile or count each other's jobs and containers.
+PREFIX = f"trainq-test-{os.getpid()}:"
+DOCKER_TEST_PREFIX = f"docker-{PREFIX}"
 os.environ.update(
     {
         "TRAINQ_REDIS_URL": REDIS_URL,
@@ -52,10 +55,14 @@ class Worker(WorkerProcess):
 
 
 def trainq_containers(job_id: str | None = None) -> list[str]:
-    """Ids of containers (running or not) labelled as trainq jobs (of ``job_id``)."""
-    label = "trainq.job_id" if job_id is None else f"trainq.job_id={job_id}"
-    out = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={label}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return out.stdout.split()
+    """Ids of this test run's job containers (running or not), of ``job_id`` if given."""
+    job = "trainq.job_id" if job_id is None else f"trainq.job_id={job_id}"
+    found: list[str] = []
+    for cluster in (PREFIX, DOCKER_TEST_PREFIX):
+        out = subprocess.run(
+            ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={job}",
+             "--filter", f"label=trainq.cluster={cluster}"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        found += out.stdout.split()
+    return found

@@ -7,7 +7,10 @@ succeed or was not found, 2 invalid input (nothing was enqueued).
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,10 +20,16 @@ from rich.table import Table
 from trainq import client
 from trainq.config import get_settings
 from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
+from trainq.logs import configure as configure_logs
+from trainq.logs import record as record_line
+from trainq.logstream import LogLine
 from trainq.record import JobRecord
+from trainq.retention import open_log
 from trainq.status import JobStatus
+from trainq.store.base import every_job
 from trainq.view import ProgressView, clock, describe_record
 
+log = logging.getLogger("trainq.cli")
 cli = typer.Typer(
     name="trainq",
     help="Run training jobs in containers through Celery.",
@@ -116,6 +125,7 @@ def submit(
         if env:
             spec["env"] = _parse_env(env)
         job_id = submit_training.apply_async(kwargs=spec).id
+        log.info("submitted job %s", job_id)
     except SpecError as exc:
         raise _fail(str(exc), 2) from None
     except TrainqError as exc:
@@ -165,6 +175,62 @@ def cancel(
     _emit(record, as_json, brief=not as_json)
     if record.status.is_terminal and record.status != JobStatus.CANCELLED:
         raise _fail(f"job {job_id} ended {record.status} before the cancel took effect", 1)
+
+
+@cli.command("logs")
+def show_logs(
+    job_id: Annotated[str | None, typer.Argument(help="Job id (none: --grep every job)")] = None,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="Follow until the job ends")
+    ] = False,
+    attempt: Annotated[int | None, typer.Option(help="Only this attempt")] = None,
+    since: Annotated[str | None, typer.Option(help="Only since: 10m, 2h, or an ISO time")] = None,
+    tail: Annotated[int | None, typer.Option(min=0, help="Only the last N lines")] = None,
+    grep: Annotated[str | None, typer.Option(help="Only lines matching this regex")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (trainq's format)")] = False,
+) -> None:
+    """Print a job's output (from any host), follow it live, or search every job's."""
+    from trainq import logreader
+
+    try:
+        pattern = re.compile(grep) if grep is not None else None
+        query = logreader.LogQuery(
+            attempt=attempt,
+            since=logreader.parse_since(since) if since else None,
+            tail=tail,
+            grep=pattern,
+        )
+    except (re.error, ValueError) as exc:
+        raise _fail(f"invalid option: {exc}", 2) from None
+    stream = client.log_stream()
+    if job_id is None:
+        if pattern is None:
+            raise _fail("name a job, or search every job with --grep REGEX", 2)
+        records = every_job(client.default_store())
+        for line in logreader.search(records, stream, pattern):
+            _print_line(line, as_json, prefix=f"{line.job_id} [{line.attempt}] ")
+        return
+    try:
+        record = client.get_job(job_id)
+    except JobNotFound as exc:
+        raise _fail(str(exc), 1) from None
+    dropped = stream.dropped(job_id)
+    if follow_:
+        lines = logreader.follow(
+            job_id, stream, query, lambda: client.get_job(job_id).status.is_terminal
+        )
+    else:
+        lines = logreader.job_lines(record, stream, query)
+    shown_attempt = None
+    for line in lines:
+        if line.attempt != shown_attempt and attempt is None and not as_json:
+            if shown_attempt is not None or len(record.attempts) > 1:
+                err.print(f"── attempt {line.attempt} ──", highlight=False)
+            shown_attempt = line.attempt
+        _print_line(line, as_json)
+    if dropped and not follow_ and tail is None and not _local(record):
+        err.print(f"[{dropped} earlier lines were trimmed from the job's stream; the full log "
+                  f"is in {record.log_path} on the worker's host]", highlight=False)  # fmt: skip
 
 
 @cli.command("list")
@@ -224,6 +290,18 @@ def _emit(record: JobRecord, as_json: bool, brief: bool = False) -> None:
         out.print(describe_record(record))
 
 
+def _print_line(line: LogLine, as_json: bool, prefix: str = "") -> None:
+    if as_json:
+        text = record_line("job", line.line, job_id=line.job_id, attempt=line.attempt, ts=line.ts)
+        print(text)
+    else:
+        print(prefix + line.line)
+
+
+def _local(record: JobRecord) -> bool:
+    return bool(record.log_path) and open_log(Path(record.log_path or "")) is not None
+
+
 def _parse_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
@@ -235,6 +313,7 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
 
 
 def main() -> None:
+    configure_logs("cli", get_settings().log_dir)
     try:
         cli()
     except KeyboardInterrupt:

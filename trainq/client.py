@@ -15,6 +15,8 @@ from typing import Any
 
 from trainq.config import Settings, get_settings
 from trainq.errors import AlreadyFinished, EnqueueError, IllegalTransition, SpecError
+from trainq.keys import Keys
+from trainq.logstream import RedisLogStream
 from trainq.record import JobRecord
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
@@ -29,6 +31,18 @@ Sender = Callable[[dict[str, Any], str], object]
 def job_store(url: str, prefix: str) -> RedisJobStore:
     """One store (and connection pool) per Redis URL and prefix in this process."""
     return RedisJobStore.from_url(url, prefix)
+
+
+def log_stream(settings: Settings | None = None) -> RedisLogStream:
+    """The job log streams, on the job store's connection pool."""
+    settings = settings or get_settings()
+    store = default_store(settings)
+    return RedisLogStream(
+        store.client,
+        Keys(settings.key_prefix),
+        settings.log_stream_max_lines,
+        retention_s=settings.log_retention_days * 86_400,
+    )
 
 
 def default_store(settings: Settings | None = None) -> RedisJobStore:

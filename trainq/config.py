@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     watch_interval_s: float = Field(default=0.5, gt=0)
     retry_backoff_s: float = Field(default=2.0, ge=0)
     retry_backoff_max_s: float = Field(default=60.0, ge=0)
+    # Job logs: <log_dir>/jobs/<job_id>.log (JSON lines) and a capped Redis stream.
+    job_log_max_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    log_stream_max_lines: int = Field(default=200_000, ge=100)
+    log_retention_days: float = Field(default=14, gt=0)
     output_tail_lines: int = Field(default=40, ge=1, le=10_000)
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     # Containers: limits and log caps of every job container.

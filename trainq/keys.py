@@ -51,6 +51,10 @@ class Keys:
         """String with a TTL: one reconciler re-queues a job at a time."""
         return f"{self.prefix}requeue:{job_id}"
 
+    def log(self, job_id: str) -> str:
+        """Stream: the job's output lines (capped), see trainq.logstream."""
+        return f"{self.prefix}log:{job_id}"
+
     def queue(self, name: str) -> str:
         """List: the broker queue as kombu stores it under the global prefix."""
         return f"{self.prefix}{name}"

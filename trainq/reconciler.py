@@ -5,6 +5,7 @@ It runs in every worker's main process, once at start and then every
 
 - a container (of this cluster) whose job is final or unknown is stopped and
   removed: nothing a finished job started outlives it;
+- logs that stopped growing are compressed, those past retention deleted;
 - a running or retrying job whose supervisor's lease expired (the worker was
   killed, its host died) is sent to the queue again, so a live worker adopts its
   container or relaunches it from the checkpoint within seconds, instead of after
@@ -19,13 +20,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from trainq import retention
 from trainq.config import Settings
 from trainq.errors import IllegalTransition, JobNotFound, RuntimeFault
 from trainq.record import JobRecord
 from trainq.runtime.base import Runtime
 from trainq.status import JobStatus
-from trainq.store.base import JobStore
+from trainq.store.base import JobStore, every_job
 
 log = logging.getLogger("trainq.reconciler")
 
@@ -40,6 +43,8 @@ class Pass:
     removed: list[str] = field(default_factory=list)  # container/process refs
     requeued: list[str] = field(default_factory=list)  # job ids
     cancelled: list[str] = field(default_factory=list)  # job ids
+    compressed: int = 0  # log files
+    deleted: int = 0  # log files past retention
 
 
 @dataclass
@@ -53,7 +58,13 @@ class Reconciler:
         done = Pass()
         self._remove_orphans(done)
         self._rescue_unsupervised(done)
-        if done.removed or done.requeued or done.cancelled:
+        swept = retention.sweep(
+            self.settings.log_dir,
+            self.settings.log_retention_days,
+            still_written=self._job_not_final,
+        )
+        done.compressed, done.deleted = len(swept.compressed), len(swept.deleted)
+        if done.removed or done.requeued or done.cancelled or done.compressed or done.deleted:
             log.info("reconciled: %s", done)
         return done
 
@@ -66,6 +77,15 @@ class Reconciler:
                 log.exception("reconcile pass failed; trying again next time")
             if stop.wait(self.settings.reconcile_interval_s):
                 return
+
+    def _job_not_final(self, log: Path) -> bool:
+        """Whether ``log`` is a job log (jobs/<id>.log) whose job may still write to it."""
+        if log.parent.name != "jobs":
+            return False
+        try:
+            return not self.store.get(log.stem).status.is_terminal
+        except JobNotFound:
+            return False
 
     def _remove_orphans(self, done: Pass) -> None:
         for found in self.runtime.find():
@@ -105,10 +125,4 @@ class Reconciler:
 
     def _active_jobs(self) -> Iterator[JobRecord]:
         for status in (JobStatus.RUNNING, JobStatus.RETRYING):
-            cursor = None
-            while True:
-                page = self.store.list(status=status, limit=200, cursor=cursor)
-                yield from page.records
-                if page.next_cursor is None:
-                    break
-                cursor = page.next_cursor
+            yield from every_job(self.store, status)

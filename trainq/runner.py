@@ -10,6 +10,7 @@ ended is written to the store; a transient failure is retried (with backoff, up 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from trainq.errors import (
     SupervisedElsewhere,
 )
 from trainq.joblog import JobLog
+from trainq.logstream import LogStream, MemoryLogStream
 from trainq.progress import ResultLine, parse_line
 from trainq.record import Attempt, JobRecord, Progress
 from trainq.runtime.base import EXIT_PREEMPTED, Exit, Handle, Launch, Runtime
@@ -35,6 +37,7 @@ from trainq.status import JobStatus
 from trainq.store.base import JobStore
 from trainq.supervision import Lease, Stop, Watch
 
+log = logging.getLogger("trainq.runner")
 TRANSIENT = "transient"
 PERMANENT = "permanent"
 # How long one wait() call blocks before the runner looks again.
@@ -60,6 +63,7 @@ class Runner:
     worker: str
     on_progress: Callable[[Progress], None] = lambda _: None
     sleep: Callable[[float], None] = time.sleep
+    logs: LogStream = field(default_factory=MemoryLogStream)
     _metrics: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
 
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
@@ -145,7 +149,9 @@ class Runner:
             self.runtime.stop(stale.handle, self.settings.stop_grace_s)
             self.runtime.remove(stale.handle)
         if found:
-            return self._adopt(record, found[-1].handle), found[-1].handle
+            newest = found[-1].handle
+            log.info("adopting attempt %s (%s) of job %s", newest.attempt, newest.ref, record.id)
+            return self._adopt(record, newest), newest
         current = record.current_attempt
         if current is not None and current.ended_at is None:
             # Its supervisor vanished and so did the attempt: the worker was lost.
@@ -180,7 +186,9 @@ class Runner:
         launch = self._launch_of(record, number)
         try:
             handle = self.runtime.start(launch)
+            log.info("launched attempt %s of job %s: %s", number, record.id, handle.ref)
         except RuntimeFault as exc:
+            log.warning("attempt %s of job %s could not start: %s", number, record.id, exc)
             failure = PERMANENT if isinstance(exc, LaunchRefused) else TRANSIENT
             return self._end_attempt(record, AttemptEnd(None, failure, str(exc))), None
 
@@ -200,7 +208,14 @@ class Runner:
 
     def _supervise(self, record: JobRecord, handle: Handle, lease: Lease) -> JobRecord:
         result: dict[str, Any] | None = None
-        log = JobLog(self._log_path(record), handle.attempt, self.settings.output_tail_lines)
+        log = JobLog(
+            self._log_path(record),
+            record.id,
+            handle.attempt,
+            stream=self.logs,
+            tail_lines=self.settings.output_tail_lines,
+            max_bytes=self.settings.job_log_max_bytes,
+        )
         watch = Watch(
             store=self.store,
             runtime=self.runtime,
@@ -317,6 +332,11 @@ class Runner:
         }
 
     def _end_attempt(self, record: JobRecord, end: AttemptEnd) -> JobRecord:
+        log.info(
+            "attempt of job %s ended: exit %s, %s",
+            record.id, end.exit_code, end.ends_job_as or end.failure_class or "success",
+        )  # fmt: skip
+
         def close(r: JobRecord) -> JobRecord:
             current = r.attempts[-1]
             closed = current.model_copy(

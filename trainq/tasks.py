@@ -14,9 +14,9 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.result import AsyncResult
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import after_setup_logger, worker_ready, worker_shutting_down
 
-from trainq import client
+from trainq import client, logs
 from trainq.celery_app import create_app
 from trainq.config import get_settings
 from trainq.errors import SpecError, SupervisedElsewhere
@@ -79,9 +79,11 @@ def submit_training(self: TrainingTask, **kwargs: Any) -> dict[str, Any]:
         settings=settings,
         worker=self.request.hostname or settings.hostname,
         on_progress=report,
+        logs=client.log_stream(settings),
     )
     try:
-        return runner.run(self.request.id, JobSpec.parse(kwargs))
+        with logs.job_context(self.request.id):
+            return runner.run(self.request.id, JobSpec.parse(kwargs))
     except SupervisedElsewhere:
         # A duplicate delivery while another supervisor runs the job: drop this
         # message without touching the task's state; the other one reports.
@@ -107,6 +109,12 @@ def requeue(record: JobRecord) -> None:
 
 
 _reconciling = threading.Event()
+
+
+@after_setup_logger.connect  # type: ignore[untyped-decorator]
+def _json_logs(**_: Any) -> None:
+    """The worker's (and its children's) records also go to TrainingWorker_YYYYMMDD.log."""
+    logs.configure("worker", get_settings().log_dir)
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import BIN, REPO, Worker, trainq_containers, wait_until
+from tests.harness import BIN, PREFIX, REPO, Worker, trainq_containers, wait_until
 from trainq.record import JobRecord
 from trainq.runtime.base import Launch
 from trainq.runtime.factory import make_runtime
@@ -35,7 +35,7 @@ def test_a_job_survives_a_redis_restart_mid_training(
     env = {"TRAINQ_REDIS_URL": aof_redis.url, "TRAINQ_RUNTIME": "docker"}
     worker = Worker("aof@testhost", tmp_path / "worker.log", env)
     worker.start()
-    store = RedisJobStore.from_url(aof_redis.url, "trainq-test:")
+    store = RedisJobStore.from_url(aof_redis.url, PREFIX)
     try:
         submitted = subprocess.run(
             [str(BIN / "trainq"), "submit", "--epochs", "6", "--json", "--",

@@ -12,7 +12,7 @@ import pytest
 import redis
 from docker.client import DockerClient
 
-from tests.harness import STORE_TEST_URL, trainq_containers, wait_until
+from tests.harness import DOCKER_TEST_PREFIX, STORE_TEST_URL, trainq_containers, wait_until
 from trainq.config import Settings
 from trainq.errors import JobFailed
 from trainq.keys import Keys
@@ -52,7 +52,7 @@ class CountingRuntime(DockerRuntime):
 def settings(tmp_path: Path, docker_engine: str) -> Settings:
     return Settings(
         redis_url=STORE_TEST_URL,
-        key_prefix="docker-test:",
+        key_prefix=DOCKER_TEST_PREFIX,
         log_dir=tmp_path / "logs",
         checkpoint_dir=tmp_path / "checkpoints",
         runtime="docker",

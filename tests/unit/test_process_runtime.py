@@ -50,7 +50,11 @@ class Started:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.runtime = ProcessRuntime(
-            sys.executable, Path("train.py"), base_env={"PATH": os.environ["PATH"]}, stop_grace_s=1
+            sys.executable,
+            Path("train.py"),
+            base_env={"PATH": os.environ["PATH"]},
+            stop_grace_s=1,
+            spool_dir=tmp_path / "spool",
         )
         self.handles: list[Handle] = []
         self.pids: list[int] = []
@@ -265,7 +269,11 @@ def test_standard_command_runs_the_train_script(tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text("import os; print('standard', os.environ['TRAINQ_ATTEMPT'])\n")
     runtime = ProcessRuntime(
-        sys.executable, script, base_env={"PATH": os.environ["PATH"]}, stop_grace_s=1
+        sys.executable,
+        script,
+        base_env={"PATH": os.environ["PATH"]},
+        stop_grace_s=1,
+        spool_dir=tmp_path / "spool",
     )
     launch = Launch(
         job_id=JOB,

@@ -20,7 +20,11 @@ def make_runtime(settings: Settings) -> Runtime:
             simulate_gpus=settings.simulate_gpus,
         )
     return ProcessRuntime(
-        settings.process_python, settings.train_script, inherited_env(), settings.stop_grace_s
+        settings.process_python,
+        settings.train_script,
+        inherited_env(),
+        settings.stop_grace_s,
+        spool_dir=settings.log_dir / "spool",
     )
 
 

@@ -25,15 +25,25 @@ from pathlib import Path
 from trainq.errors import LaunchRefused, RuntimeFault
 from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
 
+_READ_CHUNK = 1 << 16
+_IDLE_POLL_S = 0.05
+
 
 class ProcessRuntime:
     name = "process"
 
     def __init__(
-        self, python: str, train_script: Path, base_env: dict[str, str], stop_grace_s: float
+        self,
+        python: str,
+        train_script: Path,
+        base_env: dict[str, str],
+        stop_grace_s: float,
+        spool_dir: Path,
     ) -> None:
         self._standard_command = [python, str(train_script)]
         self._stop_grace_s = stop_grace_s
+        self._spool_dir = spool_dir
+        self._spools: dict[Handle, Path] = {}
         self._base_env = base_env
         self._procs: dict[Handle, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
@@ -45,24 +55,31 @@ class ProcessRuntime:
             visible = ",".join(str(i) for i in launch.gpu_ids)
             env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
         command = launch.command or self._standard_command
+        spool = self._spool_dir / f"{launch.job_id}.{launch.attempt}.out"
         try:
             launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+            out = spool.open("wb")
         except OSError as exc:
-            raise RuntimeFault(f"cannot create {launch.checkpoint_dir}: {exc}") from exc
-        try:
-            proc = subprocess.Popen(
-                command,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise LaunchRefused(f"cannot start {command[0]!r}: {exc.strerror or exc}") from exc
+            raise RuntimeFault(f"cannot prepare the attempt's files: {exc}") from exc
+        # Output goes to a file, never a pipe: a slow reader can not stall the job.
+        with out:
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                spool.unlink(missing_ok=True)
+                raise LaunchRefused(f"cannot start {command[0]!r}: {exc.strerror or exc}") from exc
         handle = Handle(launch.job_id, launch.attempt, str(proc.pid))
         with self._lock:
             self._procs[handle] = proc
+            self._spools[handle] = spool
         return handle
 
     def find(self, job_id: str | None = None) -> list[Found]:
@@ -71,11 +88,26 @@ class ProcessRuntime:
         return [Found(handle, proc.poll() is None) for handle, proc in procs]
 
     def output(self, handle: Handle) -> Iterator[str]:
-        stream = self._proc(handle).stdout
-        if stream is None:
-            return
-        for raw in stream:
-            yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        proc = self._proc(handle)
+        with self._lock:
+            spool = self._spools[handle]
+        pending = b""
+        with spool.open("rb") as stream:
+            while True:
+                chunk = stream.read(_READ_CHUNK)
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        yield raw.decode("utf-8", errors="replace").rstrip("\r")
+                    continue
+                if proc.poll() is not None:
+                    # Ended: what it wrote before exiting is all in the file now.
+                    *lines, last = (pending + stream.read()).split(b"\n")
+                    for raw in [*lines, last] if last else lines:
+                        yield raw.decode("utf-8", errors="replace").rstrip("\r")
+                    return
+                time.sleep(_IDLE_POLL_S)
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         proc = self._proc(handle)
@@ -98,9 +130,10 @@ class ProcessRuntime:
 
     def remove(self, handle: Handle) -> None:
         with self._lock:
-            proc = self._procs.pop(handle, None)
-        if proc is not None and proc.stdout is not None:
-            proc.stdout.close()
+            self._procs.pop(handle, None)
+            spool = self._spools.pop(handle, None)
+        if spool is not None:
+            spool.unlink(missing_ok=True)
 
     def _proc(self, handle: Handle) -> subprocess.Popen[bytes]:
         with self._lock:

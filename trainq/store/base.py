@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -88,3 +88,14 @@ def is_after(score: float, job_id: str, cursor: tuple[float, str]) -> bool:
     """
     cursor_score, cursor_id = cursor
     return score < cursor_score or (score == cursor_score and job_id < cursor_id)
+
+
+def every_job(store: JobStore, status: JobStatus | None = None) -> Iterator[JobRecord]:
+    """Every job (in ``status``), newest first, page by page."""
+    cursor = None
+    while True:
+        page = store.list(status=status, limit=500, cursor=cursor)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

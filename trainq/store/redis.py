@@ -59,6 +59,10 @@ class RedisJobStore:
         )
         return cls(client, Keys(prefix))
 
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
+
     def create(self, record: JobRecord) -> bool:
         key = self._keys.job(record.id)
         with self._redis.pipeline() as pipe:
