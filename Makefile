@@ -54,7 +54,7 @@ faults: install image
 	$(BIN)/python -m pytest tests/faults
 
 # Benchmarks: figures against baselines measured in the same run (docs/benchmarks.md).
-BENCHMARKS := retry
+BENCHMARKS := retry logs
 bench: install image
 	bash docker/host.sh redis-bin
 	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def worker(
     except TrainqError as exc:
         raise _fail(str(exc), 2) from None
     jobs = concurrency or settings.worker_concurrency
+    os.nice(settings.worker_nice)  # the jobs come first; the process runtime's too (reset)
     err.print(
         f"trainq worker: runtime={runtime} queue={settings.queue} "
         f"concurrency={jobs} redis={settings.redis_url}",

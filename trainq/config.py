@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     log_stream_max_lines: int = Field(default=200_000, ge=100)
     log_retention_days: float = Field(default=14, gt=0)
     output_tail_lines: int = Field(default=40, ge=1, le=10_000)
+    # Supervising must never slow the job: the worker runs at this niceness (0-19),
+    # below the containers and processes it watches.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     # Containers: limits and log caps of every job container.
     container_pids_limit: int = Field(default=4096, ge=16)

@@ -1,8 +1,12 @@
 """Each job's output lines in a capped Redis stream, so any host can read and follow it.
 
-Entry fields: ``a`` attempt, ``t`` timestamp (Unix seconds), ``l`` the line. The
-stream keeps about ``max_lines`` entries; when older ones were trimmed, readers say
-so with a marker instead of pretending the log is whole.
+An entry holds up to ``LINES_PER_ENTRY`` consecutive lines of one attempt (one entry
+per line would make the Redis client the bottleneck of a chatty job): fields ``a``
+attempt, ``t`` time of its first line (Unix seconds), ``n`` line count, ``o`` offset
+of its first line among all the job's lines, ``l`` the lines joined by newlines.
+The stream keeps about ``max_lines // LINES_PER_ENTRY`` entries: about ``max_lines``
+lines of a chatty job, fewer of one that prints slowly. Readers learn from the
+first entry's offset how many lines were trimmed, and say so.
 """
 
 from __future__ import annotations
@@ -17,7 +21,22 @@ import redis
 
 from trainq.keys import Keys
 
-_READ_BATCH = 5_000
+_READ_BATCH = 500  # entries
+LINES_PER_ENTRY = 100
+# Appends entries, numbering their lines with the job's line counter, then trims.
+_APPEND = """
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 2])
+  local total = redis.call('INCRBY', KEYS[2], n)
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+             'a', ARGV[i], 't', ARGV[i + 1], 'n', n, 'o', total - n, 'l', ARGV[i + 3])
+  i = i + 4
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 0
+"""
 _Entries = list[tuple[str, dict[str, str]]]
 
 
@@ -48,19 +67,18 @@ class RedisLogStream:
     def __init__(self, client: redis.Redis, keys: Keys, max_lines: int, retention_s: float) -> None:
         self._redis = client
         self._keys = keys
-        self._max_lines = max_lines
-        self._retention_s = int(retention_s)
+        self._max_entries = max(max_lines // LINES_PER_ENTRY, 1)
+        self._retention_s = int(retention_s)  # gone this long after its last line
+        self._append = client.register_script(_APPEND)
 
     def append(self, job_id: str, lines: list[tuple[int, float, str]]) -> None:
         if not lines:
             return
-        key = self._keys.log(job_id)
-        with self._redis.pipeline(transaction=False) as pipe:
-            for attempt, ts, line in lines:
-                fields = {"a": attempt, "t": repr(ts), "l": line}
-                pipe.xadd(key, fields, maxlen=self._max_lines, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(key, self._retention_s)  # gone retention after its last line
-            pipe.execute()
+        args: list[str | int] = [self._max_entries, self._retention_s]
+        for attempt, chunk in _chunks(lines):
+            args += [attempt, repr(chunk[0][1]), len(chunk), "\n".join(c[2] for c in chunk)]
+        keys = [self._keys.log(job_id), self._keys.log_lines(job_id)]
+        self._append(keys=keys, args=args)
 
     def read(self, job_id: str, after: str = "-") -> Iterator[LogLine]:
         key = self._keys.log(job_id)
@@ -68,7 +86,7 @@ class RedisLogStream:
         while True:
             batch = cast(_Entries, self._redis.xrange(key, min=start, count=_READ_BATCH))
             for entry_id, fields in batch:
-                yield _line(job_id, entry_id, fields)
+                yield from _lines(job_id, entry_id, fields)
             if len(batch) < _READ_BATCH:
                 return
             start = f"({batch[-1][0]}"
@@ -81,14 +99,13 @@ class RedisLogStream:
         )
         if not reply:
             return []
-        return [_line(job_id, entry_id, fields) for entry_id, fields in reply[0][1]]
+        return [
+            line for entry_id, fields in reply[0][1] for line in _lines(job_id, entry_id, fields)
+        ]
 
     def dropped(self, job_id: str) -> int:
-        try:
-            info = cast(dict[str, int], self._redis.xinfo_stream(self._keys.log(job_id)))
-        except redis.ResponseError:  # no stream (yet)
-            return 0
-        return max(int(info.get("entries-added", info["length"])) - int(info["length"]), 0)
+        first = cast(_Entries, self._redis.xrange(self._keys.log(job_id), count=1))
+        return int(first[0][1]["o"]) if first else 0
 
 
 class MemoryLogStream:
@@ -117,8 +134,24 @@ class MemoryLogStream:
         return 0
 
 
-def _line(job_id: str, entry_id: str, fields: dict[str, str]) -> LogLine:
-    return LogLine(job_id, int(fields["a"]), float(fields["t"]), fields["l"], entry_id)
+def _lines(job_id: str, entry_id: str, fields: dict[str, str]) -> Iterator[LogLine]:
+    attempt, ts = int(fields["a"]), float(fields["t"])
+    for line in fields["l"].split("\n"):
+        yield LogLine(job_id, attempt, ts, line, entry_id)
+
+
+def _chunks(
+    lines: list[tuple[int, float, str]],
+) -> Iterator[tuple[int, list[tuple[int, float, str]]]]:
+    """Runs of at most LINES_PER_ENTRY consecutive lines of the same attempt."""
+    chunk: list[tuple[int, float, str]] = []
+    for item in lines:
+        if chunk and (item[0] != chunk[0][0] or len(chunk) == LINES_PER_ENTRY):
+            yield chunk[0][0], chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk[0][0], chunk
 
 
 def matches(pattern: re.Pattern[str] | None, line: LogLine) -> bool:

@@ -41,6 +41,7 @@ class Attempt(BaseModel):
     started_at: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
+    run_s: float | None = None  # the container's (process's) own run time
     failure_class: str | None = None  # "transient" or "permanent" when it failed
     error: str | None = None
 

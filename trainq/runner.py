@@ -10,6 +10,7 @@ ended is written to the store; a transient failure is retried (with backoff, up 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -53,6 +54,7 @@ class AttemptEnd:
     error: str | None = None
     result: dict[str, Any] | None = None
     ends_job_as: JobStatus | None = None  # timed out or cancelled: no retry
+    run_s: float | None = None
 
 
 @dataclass
@@ -239,6 +241,7 @@ class Runner:
                 exit_ = self._wait(handle, lease)
                 log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
             end = self._ending(record, handle.attempt, exit_, watch.reason, log.tail(), result)
+            end = dataclasses.replace(end, run_s=exit_.ran_s)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
         with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
@@ -343,6 +346,7 @@ class Runner:
                 update={
                     "ended_at": time.time(),
                     "exit_code": end.exit_code,
+                    "run_s": end.run_s,
                     "failure_class": end.failure_class,
                     "error": end.error,
                 }

@@ -59,6 +59,8 @@ class Exit:
 
     code: int
     oom_killed: bool = False
+    # The attempt's own run time, where the runtime knows it; not part of equality.
+    ran_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ class DockerRuntime:
         oom = bool(state.get("OOMKilled")) or (
             code == _SIGKILL_EXIT and limit > 0 and handle.ref not in self._stopped
         )
-        return Exit(code, oom_killed=oom)
+        return Exit(code, oom_killed=oom, ran_s=_run_time_s(state))
 
     def stop(self, handle: Handle, grace_s: float) -> None:
         container = self._container(handle)
@@ -294,3 +294,15 @@ def _stamped(raw: bytes) -> tuple[datetime | None, str]:
         return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00"), line
     except ValueError:
         return None, text
+
+
+def _run_time_s(state: dict[str, Any]) -> float | None:
+    """FinishedAt - StartedAt of a container, as the engine measured them."""
+    try:
+        started = _stamped(f"{state['StartedAt']} x".encode())[0]
+        finished = _stamped(f"{state['FinishedAt']} x".encode())[0]
+    except KeyError:
+        return None
+    if started is None or finished is None:
+        return None
+    return (finished - started).total_seconds()

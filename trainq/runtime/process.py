@@ -44,6 +44,7 @@ class ProcessRuntime:
         self._stop_grace_s = stop_grace_s
         self._spool_dir = spool_dir
         self._spools: dict[Handle, Path] = {}
+        self._started: dict[Handle, float] = {}
         self._base_env = base_env
         self._procs: dict[Handle, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
@@ -72,6 +73,7 @@ class ProcessRuntime:
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_normal_priority,
                 )
             except OSError as exc:
                 spool.unlink(missing_ok=True)
@@ -79,6 +81,7 @@ class ProcessRuntime:
         handle = Handle(launch.job_id, launch.attempt, str(proc.pid))
         with self._lock:
             self._procs[handle] = proc
+            self._started[handle] = time.monotonic()
             self._spools[handle] = spool
         return handle
 
@@ -111,12 +114,14 @@ class ProcessRuntime:
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         proc = self._proc(handle)
+        with self._lock:
+            started = self._started.get(handle, time.monotonic())
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return None
         # Report a signal death as a shell (and Docker) would: 128 + signal number.
-        return Exit(128 - code if code < 0 else code)
+        return Exit(128 - code if code < 0 else code, ran_s=time.monotonic() - started)
 
     def stop(self, handle: Handle, grace_s: float) -> None:
         proc = self._proc(handle)
@@ -131,6 +136,7 @@ class ProcessRuntime:
     def remove(self, handle: Handle) -> None:
         with self._lock:
             self._procs.pop(handle, None)
+            self._started.pop(handle, None)
             spool = self._spools.pop(handle, None)
         if spool is not None:
             spool.unlink(missing_ok=True)
@@ -185,3 +191,9 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _normal_priority() -> None:
+    """In the child: undo the worker's niceness, so the job runs at normal priority."""
+    with contextlib.suppress(PermissionError):  # only root may lower a niceness
+        os.setpriority(os.PRIO_PROCESS, 0, 0)

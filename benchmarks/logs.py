@@ -1,0 +1,121 @@
+"""Log collection cost: a container printing N lines as fast as it can.
+
+Bare: the same image and command run with the docker SDK (``containers.run`` then
+``wait``), nobody reading its output. trainq: the job through a worker, which
+follows, stores and streams every line. Figures: the container's own run time
+(the engine's StartedAt → FinishedAt) with trainq against bare, lines stored per
+second, and whether ``trainq logs JOB`` gives back every line in order.
+
+Run alone: .venv/bin/python -m benchmarks.logs [--lines N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+
+from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
+from benchmarks.figures import Figure, write
+
+SPEW = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
+
+
+def bare_run_s(image: str, command: list[str], follow_with_cli: bool = False) -> float:
+    """The same container as trainq starts (env, init, log options), nobody reading it
+    (or, as a reference, the docker CLI's own ``docker logs -f`` reading it)."""
+    from docker.client import DockerClient
+    from docker.types import LogConfig
+
+    from trainq.config import get_settings
+    from trainq.runtime.container import _run_time_s
+
+    settings = get_settings()
+    client = DockerClient.from_env()
+    logs = {"max-size": settings.container_log_max_size,
+            "max-file": str(settings.container_log_max_files)}  # fmt: skip
+    container = client.containers.run(
+        image, command, detach=True, init=True, environment={"PYTHONUNBUFFERED": "1"},
+        log_config=LogConfig(type=LogConfig.types.JSON, config=logs),
+    )  # fmt: skip
+    try:
+        if follow_with_cli:
+            subprocess.run(["docker", "logs", "-f", "-t", container.id],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+        container.wait()
+        container.reload()
+        ran = _run_time_s(container.attrs["State"])
+    finally:
+        container.remove(force=True)
+        client.close()
+    assert ran is not None
+    return ran
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    from trainq import submit_training
+    from trainq.client import default_store
+    from trainq.config import get_settings
+    from trainq.testing import BIN
+
+    image = get_settings().default_image
+    command = ["python3", "-c", SPEW.format(n=args.lines)]
+    bare, cli_follow, managed, stored_per_s, complete = [], [], [], [], []
+    with _cluster.cluster(workers=1, runtime="docker"):
+        for _ in range(args.runs):  # interleaved, so drift hits both alike
+            bare.append(bare_run_s(image, command))
+            cli_follow.append(bare_run_s(image, command, follow_with_cli=True))
+            job = submit_training.delay(command=command)
+            job.get(timeout=900)
+            record = default_store().get(job.id)
+            attempt = record.attempts[0]
+            assert attempt.run_s is not None and attempt.ended_at and attempt.started_at
+            managed.append(attempt.run_s)
+            stored_per_s.append(args.lines / (attempt.ended_at - attempt.started_at))
+            printed = subprocess.run(
+                [str(BIN / "trainq"), "logs", job.id],
+                capture_output=True, text=True, check=True,
+            ).stdout.splitlines()  # fmt: skip
+            complete.append(printed == [f"line {i}" for i in range(args.lines)])
+    figures = [
+        Figure(
+            "container run time, bare / with trainq collecting",
+            "ratio",
+            statistics.median(bare) / statistics.median(managed),
+            None,
+            ">= 0.95",
+        ),
+        Figure(
+            "container run time with trainq (median)",
+            "s",
+            statistics.median(managed),
+            statistics.median(bare),
+            "<= 1.05",
+            goal_on="ratio",
+        ),
+        Figure(
+            "lines stored per second (median)", "lines/s", statistics.median(stored_per_s), None, ""
+        ),
+        Figure(
+            f"runs where trainq logs gave all {args.lines} lines in order",
+            "runs",
+            sum(complete),
+            args.runs,
+            "== 1",
+            goal_on="ratio",
+        ),
+    ]
+    write("logs", figures)
+    for f in figures:
+        print(f"{f.name}: {f.value:.4g} {f.unit} (baseline {f.baseline}, met {f.met})")
+    print(f"bare {bare}, docker logs -f {cli_follow}, trainq {managed}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
