@@ -41,8 +41,8 @@ def bare_run_s(image: str, command: list[str], follow_with_cli: bool = False) ->
     )  # fmt: skip
     try:
         if follow_with_cli:
-            subprocess.run(["docker", "logs", "-f", "-t", container.id],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)  # fmt: skip
+            reader = ["docker", "logs", "-f", "-t", container.id]
+            subprocess.run(reader, check=True, capture_output=True)
         container.wait()
         container.reload()
         ran = _run_time_s(container.attrs["State"])
