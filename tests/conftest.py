@@ -25,13 +25,12 @@ def redis_server() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
-    """Start workers by name; all are stopped at the end of the test."""
+def _workers(folder: Path, env: dict[str, str]) -> Iterator[Callable[[str], Worker]]:
+    """A function that starts workers by name; all are stopped afterwards."""
     started: list[Worker] = []
 
     def start(name: str) -> Worker:
-        worker = Worker(name, tmp_path / f"{name.split('@')[0]}.log")
+        worker = Worker(name, folder / f"{name.split('@')[0]}.log", env)
         worker.start()
         started.append(worker)
         return worker
@@ -41,14 +40,17 @@ def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[[str]
         worker.stop()
 
 
+@pytest.fixture
+def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+    """Start process-runtime workers by name; all are stopped at the end of the test."""
+    yield from _workers(tmp_path, {})
+
+
 @pytest.fixture(scope="module")
 def worker(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     """One prefork worker shared by a module's tests."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    w = Worker(f"w{os.getpid()}-{time.monotonic_ns()}@testhost", log)
-    w.start()
-    yield w
-    w.stop()
+    for start in _workers(tmp_path_factory.mktemp("worker"), {}):
+        yield start(f"w{os.getpid()}-{time.monotonic_ns()}@testhost")
 
 
 @pytest.fixture(scope="session")
@@ -96,18 +98,7 @@ def docker_workers(
     redis_server: str, docker_engine: str, tmp_path: Path
 ) -> Iterator[Callable[[str], Worker]]:
     """Start Docker-runtime workers by name; all are stopped at the end of the test."""
-    started: list[Worker] = []
-
-    def start(name: str) -> Worker:
-        log = tmp_path / f"{name.split('@')[0]}.log"
-        worker = Worker(name, log, {"TRAINQ_RUNTIME": "docker"})
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
+    yield from _workers(tmp_path, {"TRAINQ_RUNTIME": "docker"})
 
 
 @pytest.fixture(scope="module")
@@ -115,11 +106,9 @@ def docker_worker(
     redis_server: str, docker_engine: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Worker]:
     """One prefork worker on the Docker runtime, shared by a module's tests."""
-    log = tmp_path_factory.mktemp("docker-worker") / "worker.log"
-    w = Worker(f"d{os.getpid()}-{time.monotonic_ns()}@testhost", log, {"TRAINQ_RUNTIME": "docker"})
-    w.start()
-    yield w
-    w.stop()
+    docker = {"TRAINQ_RUNTIME": "docker"}
+    for start in _workers(tmp_path_factory.mktemp("docker-worker"), docker):
+        yield start(f"d{os.getpid()}-{time.monotonic_ns()}@testhost")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -169,8 +169,9 @@ def test_a_preempted_attempt_is_retried_and_resumes_from_its_checkpoint(
     assert job.status == JobStatus.SUCCEEDED
     assert [(a.exit_code, a.failure_class) for a in job.attempts] == [(75, "transient"), (0, None)]
     assert job.error is None
-    log = Path(job.log_path or "").read_text()
-    resumed_at = int(log.split("resuming from epoch ")[1].split()[0])
+    said = [json.loads(line)["msg"] for line in Path(job.log_path or "").read_text().splitlines()]
+    (resume,) = [msg for msg in said if msg.startswith("resuming from epoch ")]
+    resumed_at = int(resume.split()[-1])
     assert resumed_at >= 2
     assert [m["epoch"] for m in result["metrics"]] == [1, 2, 3, 4, 5]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -32,9 +33,11 @@ def test_two_epoch_job_succeeds_through_delay(worker: Worker) -> None:
     assert len(record.attempts) == 1
     assert record.attempts[0].exit_code == 0
     assert record.attempts[0].worker == worker.name
-    log = Path(record.log_path or "").read_text()
-    assert '"epoch": 2' in log
-    assert "attempt 1 exited with code 0" in log
+    entries = [json.loads(line) for line in Path(record.log_path or "").read_text().splitlines()]
+    assert {e["component"] for e in entries} == {"job"}
+    assert any(json.loads(e["msg"]).get("epoch") == 2 for e in entries if "{" in e["msg"])
+    assert entries[-1]["event"] == "attempt_ended"
+    assert entries[-1]["msg"].startswith("attempt 1 exited with code 0")
 
 
 def test_failing_command_fails_with_its_output_tail(worker: Worker) -> None:
