@@ -75,7 +75,9 @@ class Runner:
         """
         record = self._ensure_record(job_id, spec)
         if record.status.is_terminal:
-            self._clear_leftovers(record.id)  # e.g. a supervisor died before removing it
+            # e.g. a supervisor died before removing it; the reconciler retries if this fails
+            with contextlib.suppress(RuntimeFault):
+                self._clear_leftovers(record.id)
             return outcome(record)
         with Lease(self.store, job_id, self.worker, self.settings.lease_ttl_s) as lease:
             try:
