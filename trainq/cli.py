@@ -102,7 +102,9 @@ def submit(
     cpus: Annotated[float | None, typer.Option(help="CPU limit")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 4g")] = None,
     shm_size: Annotated[str | None, typer.Option(help="/dev/shm size, e.g. 1g")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to end")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", "--follow", help="Follow its progress until it ends")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
 ) -> None:
     """Submit a training job; prints its id (or record with --json)."""
@@ -143,11 +145,14 @@ def submit(
 @cli.command()
 def status(
     job_id: Annotated[str, typer.Argument(help="Job id")],
+    watch: Annotated[
+        bool, typer.Option("--watch", help="A live progress bar until the job ends")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
 ) -> None:
     """Show one job."""
     try:
-        record = client.get_job(job_id)
+        record = _wait(job_id, live=not as_json) if watch else client.get_job(job_id)
     except JobNotFound as exc:
         raise _fail(str(exc), 1) from None
     _emit(record, as_json)

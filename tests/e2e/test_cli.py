@@ -89,3 +89,15 @@ def test_celery_inspect_ping_answers(worker: Worker) -> None:
     ping = run("celery", "-A", "trainq", "inspect", "ping", "-d", worker.name, timeout_s=60)
     assert ping.returncode == 0, ping.stderr
     assert "pong" in ping.stdout
+
+
+def test_status_watch_follows_progress_until_the_end(worker: Worker) -> None:
+    submitted = run("trainq", "submit", "--epochs", "3", "--json")
+    job_id = record_of(submitted)["id"]
+
+    watched = run("trainq", "status", job_id, "--watch")
+
+    assert watched.returncode == 0, watched.stderr
+    progress = [line for line in watched.stdout.splitlines() if line.startswith(job_id)]
+    assert any("epoch 3/3" in line and "loss" in line for line in progress)
+    assert "succeeded" in progress[-1]
