@@ -22,7 +22,6 @@ from typing import Any
 from trainq.config import Settings
 from trainq.errors import (
     IllegalTransition,
-    JobFailed,
     JobNotFound,
     LaunchRefused,
     RuntimeFault,
@@ -30,31 +29,18 @@ from trainq.errors import (
 )
 from trainq.joblog import JobLog
 from trainq.logstream import LogStream, MemoryLogStream
+from trainq.outcome import PERMANENT, TRANSIENT, AttemptEnd, ending, outcome
 from trainq.progress import ResultLine, parse_line
 from trainq.record import Attempt, JobRecord, Progress
-from trainq.runtime.base import EXIT_PREEMPTED, Exit, Handle, Launch, Runtime
+from trainq.runtime.base import Exit, Handle, Launch, Runtime
 from trainq.spec import JobSpec
 from trainq.status import JobStatus
 from trainq.store.base import JobStore
-from trainq.supervision import Lease, Stop, Watch
+from trainq.supervision import Lease, Watch
 
 log = logging.getLogger("trainq.runner")
-TRANSIENT = "transient"
-PERMANENT = "permanent"
 # How long one wait() call blocks before the runner looks again.
 _WAIT_SLICE_S = 5.0
-
-
-@dataclass(frozen=True)
-class AttemptEnd:
-    """How one attempt ended, classified."""
-
-    exit_code: int | None
-    failure_class: str | None = None  # None: success
-    error: str | None = None
-    result: dict[str, Any] | None = None
-    ends_job_as: JobStatus | None = None  # timed out or cancelled: no retry
-    run_s: float | None = None
 
 
 @dataclass
@@ -242,7 +228,9 @@ class Runner:
                         break
                 exit_ = self._wait(handle, lease)
                 log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
-            end = self._ending(record, handle.attempt, exit_, watch.reason, log.tail(), result)
+            end = ending(handle.attempt, exit_, watch.reason, log.tail(), self._limit_s(record))
+            if end.failure_class is None and end.ends_job_as is None:
+                end = dataclasses.replace(end, result=self._result(record, result))
             end = dataclasses.replace(end, run_s=exit_.ran_s)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
@@ -250,40 +238,13 @@ class Runner:
             self.runtime.remove(handle)
         return self._end_attempt(record, end)
 
-    def _ending(
-        self,
-        record: JobRecord,
-        attempt: int,
-        exit_: Exit,
-        stopped: Stop | None,
-        tail: list[str],
-        result: dict[str, Any] | None,
-    ) -> AttemptEnd:
-        if stopped is None or exit_.code == 0:  # a success that beat the stop stands
-            return self._classify(record, attempt, exit_, tail, result)
-        if stopped == Stop.CANCELLED:
-            return AttemptEnd(
-                exit_.code, None, f"attempt {attempt} was stopped: cancelled on a user's request",
-                ends_job_as=JobStatus.CANCELLED,
-            )  # fmt: skip
-        return self._timed_out(record, attempt, exit_, tail)
+    def _limit_s(self, record: JobRecord) -> int:
+        return record.spec.timeout_s or self.settings.default_timeout_s
 
     def _remaining_s(self, record: JobRecord) -> float:
         """Time left of the job's limit, counted from its first attempt's start."""
-        limit_s = record.spec.timeout_s or self.settings.default_timeout_s
         first = record.attempts[0].started_at if record.attempts else None
-        return (first or time.time()) + limit_s - time.time()
-
-    def _timed_out(
-        self, record: JobRecord, attempt: int, exit_: Exit, tail: list[str]
-    ) -> AttemptEnd:
-        limit_s = record.spec.timeout_s or self.settings.default_timeout_s
-        shown = "\n".join(tail) if tail else "(no output)"
-        error = (
-            f"attempt {attempt} reached the job's time limit of {limit_s} s and was stopped "
-            f"(exit {exit_.code}); its last checkpoint is kept; last output:\n{shown}"
-        )
-        return AttemptEnd(exit_.code, PERMANENT, error, ends_job_as=JobStatus.TIMED_OUT)
+        return (first or time.time()) + self._limit_s(record) - time.time()
 
     def _wait(self, handle: Handle, lease: Lease) -> Exit:
         while True:
@@ -298,26 +259,6 @@ class Runner:
             self._metrics[progress.epoch] = progress.model_dump(exclude_none=True)
         self.on_progress(progress)
         return self.store.update(record.id, lambda r: r.moved_to(r.status, progress=progress))
-
-    def _classify(
-        self,
-        record: JobRecord,
-        attempt: int,
-        exit_: Exit,
-        tail: list[str],
-        result: dict[str, Any] | None,
-    ) -> AttemptEnd:
-        if exit_.code == 0:
-            return AttemptEnd(0, result=self._result(record, result))
-        if exit_.oom_killed:
-            reason, failure = "was killed for exceeding its memory limit", PERMANENT
-        elif exit_.code == EXIT_PREEMPTED:
-            reason, failure = "was preempted after checkpointing (exit 75)", TRANSIENT
-        else:
-            reason, failure = f"exited with code {exit_.code}", PERMANENT
-        shown = "\n".join(tail) if tail else "(no output)"
-        error = f"attempt {attempt} {reason}; last output:\n{shown}"
-        return AttemptEnd(exit_.code, failure, error)
 
     def _result(self, record: JobRecord, reported: dict[str, Any] | None) -> dict[str, Any]:
         values = dict(reported or {})
@@ -421,10 +362,3 @@ def job_env(spec: JobSpec) -> dict[str, str]:
         "TRAINQ_BATCH_SIZE": str(spec.batch_size),
         "TRAINQ_LEARNING_RATE": repr(spec.learning_rate),
     }
-
-
-def outcome(record: JobRecord) -> dict[str, Any]:
-    """A final record's result, or :class:`JobFailed` carrying its status and error."""
-    if record.status == JobStatus.SUCCEEDED:
-        return record.result or {}
-    raise JobFailed(f"job {record.id} {record.status}: {record.error or 'no reason recorded'}")
