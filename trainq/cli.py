@@ -31,6 +31,9 @@ from trainq.store.base import every_job
 from trainq.view import ProgressView, clock, describe_record
 
 log = logging.getLogger("trainq.cli")
+# Options several commands share, spelled once.
+JobId = Annotated[str, typer.Argument(help="Job id")]
+RecordAsJson = Annotated[bool, typer.Option("--json", help="Print the job record as JSON")]
 cli = typer.Typer(
     name="trainq",
     help="Run training jobs in containers through Celery.",
@@ -105,7 +108,7 @@ def submit(
     wait: Annotated[
         bool, typer.Option("--wait", "--follow", help="Follow its progress until it ends")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+    as_json: RecordAsJson = False,
 ) -> None:
     """Submit a training job; prints its id (or record with --json)."""
     from trainq.tasks import submit_training
@@ -144,11 +147,11 @@ def submit(
 
 @cli.command()
 def status(
-    job_id: Annotated[str, typer.Argument(help="Job id")],
+    job_id: JobId,
     watch: Annotated[
         bool, typer.Option("--watch", help="A live progress bar until the job ends")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+    as_json: RecordAsJson = False,
 ) -> None:
     """Show one job."""
     try:
@@ -160,11 +163,11 @@ def status(
 
 @cli.command()
 def cancel(
-    job_id: Annotated[str, typer.Argument(help="Job id")],
+    job_id: JobId,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until the job has stopped")
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the job record as JSON")] = False,
+    as_json: RecordAsJson = False,
 ) -> None:
     """Cancel a job: a queued one never starts, a running one is stopped first."""
     from trainq.tasks import cancel as cancel_job
