@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -112,4 +113,11 @@ def docker_worker(
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Leave nothing behind, even after a failed test: this run's containers too (their
+    cluster is this run's alone, so no reconciler would ever remove them)."""
+    if shutil.which("docker") is not None:
+        with contextlib.suppress(subprocess.CalledProcessError, OSError):
+            left = trainq_containers()
+            if left:
+                subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
