@@ -58,7 +58,3 @@ class Keys:
     def log_lines(self, job_id: str) -> str:
         """Counter: how many output lines the job has had in all."""
         return f"{self.prefix}log-lines:{job_id}"
-
-    def queue(self, name: str) -> str:
-        """List: the broker queue as kombu stores it under the global prefix."""
-        return f"{self.prefix}{name}"
