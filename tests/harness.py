@@ -38,6 +38,8 @@ os.environ.update(
         "TRAINQ_LEASE_TTL_S": "6",
         "TRAINQ_RECONCILE_INTERVAL_S": "1",
         "TRAINQ_WATCH_INTERVAL_S": "0.2",
+        # The test images (trainq-test/...) besides the standard one.
+        "TRAINQ_ALLOWED_IMAGES": "trainq-train:*,trainq-test/*",
     }
 )
 

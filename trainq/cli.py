@@ -86,6 +86,43 @@ def worker(
     )
 
 
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Server processes")] = None,
+) -> None:
+    """Serve the REST API (Swagger at /docs); needs TRAINQ_API_TOKENS."""
+    from trainq.server import serve_api
+
+    settings = get_settings()
+    configure_logs("api", settings.log_dir)
+    try:
+        serve_api(
+            settings,
+            host or settings.api_host,
+            port or settings.api_port,
+            workers or settings.api_workers,
+        )
+    except TrainqError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+@cli.command()
+def flower(
+    port: Annotated[int | None, typer.Option(help="Port (default 5555)")] = None,
+    address: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+) -> None:
+    """Serve Flower with basic auth (TRAINQ_FLOWER_BASIC_AUTH) and trainq's broker options."""
+    from trainq.server import serve_flower
+
+    settings = get_settings()
+    try:
+        serve_flower(settings, port or settings.flower_port, address)
+    except TrainqError as exc:
+        raise _fail(str(exc), 2) from None
+
+
 @cli.command(context_settings={"allow_extra_args": False})
 def submit(
     command: Annotated[

@@ -15,10 +15,11 @@ from typing import Any
 
 from trainq.config import Settings, get_settings
 from trainq.errors import AlreadyFinished, EnqueueError, IllegalTransition, SpecError
+from trainq.images import image_allowed
 from trainq.keys import Keys
 from trainq.logstream import RedisLogStream
 from trainq.record import JobRecord
-from trainq.spec import JobSpec
+from trainq.spec import JobSpec, parse_size
 from trainq.status import JobStatus
 from trainq.store.base import JobPage, JobStore
 from trainq.store.redis import RedisJobStore
@@ -51,16 +52,32 @@ def default_store(settings: Settings | None = None) -> RedisJobStore:
 
 
 def with_defaults(spec: JobSpec, settings: Settings) -> JobSpec:
-    """The spec with the image and time limit filled in; refuses a too long limit."""
+    """The spec with the image and time limit filled in; refuses what this cluster does
+    not allow (a too long limit, an image off the allow-list, limits above the cap)."""
     timeout_s = spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s
     if timeout_s > settings.max_job_s:
         raise SpecError(
             f"invalid job spec: timeout_s: must be at most {settings.max_job_s} s, "
             f"the longest job this cluster allows (got {timeout_s})"
         )
-    return spec.model_copy(
-        update={"image": spec.image or settings.default_image, "timeout_s": timeout_s}
-    )
+    image = spec.image or settings.default_image
+    if not image_allowed(image, settings):
+        raise SpecError(
+            f"invalid job spec: image: {image!r} is not on this cluster's allow-list "
+            f"({', '.join(settings.image_patterns)}; setting TRAINQ_ALLOWED_IMAGES)"
+        )
+    cap = parse_size(settings.container_memory)
+    if spec.memory_bytes is not None and spec.memory_bytes > cap:
+        raise SpecError(
+            f"invalid job spec: memory: must be at most {settings.container_memory}, "
+            f"this cluster's container limit (got {spec.memory!r})"
+        )
+    if spec.cpus is not None and spec.cpus > settings.container_cpus:
+        raise SpecError(
+            f"invalid job spec: cpus: must be at most {settings.container_cpus:g}, "
+            f"this cluster's container limit (got {spec.cpus:g})"
+        )
+    return spec.model_copy(update={"image": image, "timeout_s": timeout_s})
 
 
 def submit(

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root holds train.py next to the package in a source checkout.
@@ -63,9 +63,29 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1, le=64)
     # Containers: limits and log caps of every job container.
     container_pids_limit: int = Field(default=4096, ge=16)
-    container_user: str = Field(default="1000:1000", pattern=r"^[0-9]+(:[0-9]+)?$")
+    # uid:gid of every job container; never root (uid 0).
+    container_user: str = Field(default="1000:1000", pattern=r"^[1-9][0-9]*(:[0-9]+)?$")
     container_log_max_size: str = Field(default="50m", pattern=r"^[0-9]+[kmg]$")
     container_log_max_files: int = Field(default=3, ge=1, le=100)
+    # Hardening every job container gets: all capabilities dropped, no-new-privileges,
+    # a non-root user, these limits, the default bridge network, never the Docker
+    # socket. A job's own cpus/memory may only be lower.
+    container_memory: str = Field(default="8g", pattern=r"^[0-9]+[kmg]$")
+    container_cpus: float = Field(default=float(os.cpu_count() or 1), gt=0, le=1024)
+    # Images a job may name, as shell patterns (comma-separated) besides default_image.
+    allowed_images: str = "trainq-train:*"
+    # The REST API: bearer tokens (comma-separated). Without one the API refuses to
+    # start unless dev_mode is set, which also opens Flower without a password.
+    api_tokens: SecretStr = SecretStr("")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65_535)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    metrics_public: bool = False
+    dev_mode: bool = False
+    # Flower: "user:password" (comma-separated pairs); required unless dev_mode.
+    flower_basic_auth: SecretStr = SecretStr("")
+    flower_port: int = Field(default=5555, ge=1, le=65_535)
     # A testing aid: accept GPU ids without NVIDIA devices (no device request is made).
     simulate_gpus: bool = False
     # How the process runtime starts the standard train.py.
@@ -84,6 +104,24 @@ class Settings(BaseSettings):
     @property
     def job_log_dir(self) -> Path:
         return self.log_dir / "jobs"
+
+    @property
+    def image_patterns(self) -> list[str]:
+        """What an image may match: default_image and the allowed_images patterns."""
+        extra = [p.strip() for p in self.allowed_images.split(",") if p.strip()]
+        return [self.default_image, *extra]
+
+    @property
+    def api_token_list(self) -> list[str]:
+        return _split(self.api_tokens.get_secret_value())
+
+    @property
+    def flower_auth_list(self) -> list[str]:
+        return _split(self.flower_basic_auth.get_secret_value())
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 @lru_cache(maxsize=1)

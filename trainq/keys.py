@@ -31,6 +31,11 @@ class Keys:
         """Sorted set: the job ids in ``status``, scored by creation time."""
         return f"{self.prefix}jobs:status:{status.value}"
 
+    @property
+    def totals(self) -> str:
+        """Hash: totals over finished jobs (trainq.tally), updated with each final status."""
+        return f"{self.prefix}totals"
+
     def idempotency(self, key: str) -> str:
         """String: the job id first submitted with this idempotency key."""
         return f"{self.prefix}idem:{key}"

@@ -85,6 +85,21 @@ class JobSpec(BaseModel):
     name: Name | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
+    @field_validator("epochs", "batch_size", "gpus", "timeout_s", "max_retries", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        """JSON Schema's integer: 2.0 is 2 (still no strings, no booleans, no 2.5)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    @field_validator("gpu_ids", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [cls._whole_number(item) for item in value]
+        return value
+
     @field_validator("image")
     @classmethod
     def _image_reference(cls, value: str | None) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -53,8 +53,14 @@ class DockerRuntime:
         container_user: str,
         cluster: str,
         simulate_gpus: bool = False,
+        memory_bytes: int | None = None,
+        cpus: float | None = None,
+        allowed: Callable[[str], bool] = lambda _image: True,
     ) -> None:
         self._cluster = cluster
+        self._memory_bytes = memory_bytes
+        self._cpus = cpus
+        self._allowed = allowed
         self._pids_limit = pids_limit
         self._log_config = LogConfig(
             type=LogConfig.types.JSON,
@@ -77,6 +83,9 @@ class DockerRuntime:
         return self._docker
 
     def start(self, launch: Launch) -> Handle:
+        if not self._allowed(launch.image):
+            # Submit refuses it too; this guards against a message written to Redis.
+            raise LaunchRefused(f"image {launch.image!r} is not on this cluster's allow-list")
         digest = self._image_digest(launch.image)
         self._prepare_checkpoint_dir(launch)
         env = contract_env(launch, CHECKPOINT_MOUNT)
@@ -96,15 +105,17 @@ class DockerRuntime:
             "init": True,  # SIGTERM reaches the script, zombies are reaped
             "auto_remove": False,
             "mounts": [Mount(CHECKPOINT_MOUNT, str(launch.checkpoint_dir), type="bind")],
-            "pids_limit": self._pids_limit,
             "log_config": self._log_config,
             "device_requests": requests_ or None,
+            **self._hardening(),
         }
-        if launch.cpus is not None:
-            options["nano_cpus"] = int(launch.cpus * 1e9)
-        if launch.memory_bytes is not None:
-            options["mem_limit"] = launch.memory_bytes
-            options["memswap_limit"] = launch.memory_bytes  # no swap beyond the limit
+        cpus = launch.cpus if launch.cpus is not None else self._cpus
+        if cpus is not None:
+            options["nano_cpus"] = int(cpus * 1e9)
+        memory = launch.memory_bytes if launch.memory_bytes is not None else self._memory_bytes
+        if memory is not None:
+            options["mem_limit"] = memory
+            options["memswap_limit"] = memory  # no swap beyond the limit
         if launch.shm_size_bytes is not None:
             options["shm_size"] = launch.shm_size_bytes
         try:
@@ -120,6 +131,17 @@ class DockerRuntime:
         except _ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not start a container: {exc}") from exc
         return Handle(launch.job_id, launch.attempt, container.id, launch.image, digest)
+
+    def _hardening(self) -> dict[str, Any]:
+        """What every job container gets: it cannot become root nor reach the host."""
+        return {
+            "user": self._user,  # never uid 0 (settings refuse it)
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "pids_limit": self._pids_limit,
+            "privileged": False,
+            "network_mode": "bridge",  # never the host's network
+        }
 
     def find(self, job_id: str | None = None) -> list[Found]:
         labels = [f"{_CLUSTER_LABEL}={self._cluster}"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from trainq.config import Settings, inherited_env
 from trainq.errors import RuntimeFault, TrainqError
+from trainq.images import image_allowed
 from trainq.runtime.base import Runtime
 from trainq.runtime.container import DockerRuntime
 from trainq.runtime.process import ProcessRuntime
+from trainq.spec import parse_size
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -18,6 +20,9 @@ def make_runtime(settings: Settings) -> Runtime:
             container_user=settings.container_user,
             cluster=settings.key_prefix,
             simulate_gpus=settings.simulate_gpus,
+            memory_bytes=parse_size(settings.container_memory),
+            cpus=settings.container_cpus,
+            allowed=lambda image: image_allowed(image, settings),
         )
     return ProcessRuntime(
         settings.process_python,

@@ -43,6 +43,9 @@ class JobStore(Protocol):
     def count(self, status: JobStatus | None = None) -> int:
         """How many jobs (in ``status``)."""
 
+    def totals(self) -> dict[str, float]:
+        """The cluster's totals over finished jobs (see :mod:`trainq.tally`)."""
+
     def claim_idempotency_key(self, key: str, job_id: str) -> str:
         """Bind ``key`` to ``job_id`` unless it is bound already; the bound job id."""
 

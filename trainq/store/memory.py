@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 
+from trainq import tally
 from trainq.errors import JobNotFound
 from trainq.record import JobRecord
 from trainq.status import JobStatus, check_transition
@@ -19,6 +21,7 @@ class MemoryJobStore:
         self._leases: dict[str, tuple[str, float]] = {}  # job → (value, expires at)
         self._fences: dict[str, int] = {}
         self._requeues: dict[str, float] = {}
+        self._totals: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
 
     def create(self, record: JobRecord) -> bool:
@@ -44,6 +47,9 @@ class MemoryJobStore:
             new = mutate(current)
             check_transition(current.status, new.status)
             self._records[job_id] = new.to_json()
+            if tally.just_finished(current, new):
+                for name, amount in tally.increments(new).items():
+                    self._totals[name] += amount
             return new
 
     def list(
@@ -66,6 +72,10 @@ class MemoryJobStore:
         with self._lock:
             records = [JobRecord.from_json(raw) for raw in self._records.values()]
         return sum(1 for r in records if status is None or r.status == status)
+
+    def totals(self) -> dict[str, float]:
+        with self._lock:
+            return {name: float(value) for name, value in self._totals.items()}
 
     def claim_idempotency_key(self, key: str, job_id: str) -> str:
         with self._lock:

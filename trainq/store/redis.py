@@ -14,6 +14,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from trainq import tally
 from trainq.errors import JobNotFound
 from trainq.keys import CANCEL_FLAG_TTL_S, Keys
 from trainq.record import JobRecord
@@ -63,6 +64,10 @@ class RedisJobStore:
     def client(self) -> redis.Redis:
         return self._redis
 
+    @property
+    def keys(self) -> Keys:
+        return self._keys
+
     def create(self, record: JobRecord) -> bool:
         key = self._keys.job(record.id)
         with self._redis.pipeline() as pipe:
@@ -105,6 +110,9 @@ class RedisJobStore:
                     if new.status != current.status:
                         pipe.zrem(self._keys.jobs_by_status(current.status), job_id)
                         pipe.zadd(self._keys.jobs_by_status(new.status), {job_id: new.created_at})
+                    if tally.just_finished(current, new):
+                        for name, amount in tally.increments(new).items():
+                            pipe.hincrbyfloat(self._keys.totals, name, amount)
                     pipe.execute()
                     return new
                 except redis.WatchError:
@@ -141,6 +149,10 @@ class RedisJobStore:
     def count(self, status: JobStatus | None = None) -> int:
         index = self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
         return int(self._redis.zcard(index))
+
+    def totals(self) -> dict[str, float]:
+        raw = cast(dict[str, str], self._redis.hgetall(self._keys.totals))
+        return {name: float(value) for name, value in raw.items()}
 
     def claim_idempotency_key(self, key: str, job_id: str) -> str:
         name = self._keys.idempotency(key)

@@ -1,0 +1,95 @@
+"""The FastAPI application: routes, auth, error shapes and the body size limit.
+
+Every error is JSON: ``422`` in FastAPI's validation shape (``detail`` lists each
+bad field with its ``loc``), every other ``4xx`` as ``{"detail": "..."}``. A
+:class:`~trainq.errors.SpecError` from submit (the allow-list, a limit above the
+cluster's cap) is a ``422`` naming its field like any other bad body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from trainq.api import jobs, system
+from trainq.api.auth import TokenCheck
+from trainq.api.limits import BodyLimit
+from trainq.config import Settings, get_settings
+from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
+
+DESCRIPTION = """
+Submit training jobs, follow them and cancel them. Jobs run in containers on
+trainq's Celery workers.
+
+Every endpoint but `/health` needs `Authorization: Bearer <token>`, a token from
+the server's `TRAINQ_API_TOKENS`.
+"""
+
+
+class ApiRefused(TrainqError):
+    """The API may not start as configured (e.g. no token outside development)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API app; refuses to build without a token unless ``dev_mode`` is set."""
+    settings = settings or get_settings()
+    tokens = settings.api_token_list
+    if not tokens and not settings.dev_mode:
+        raise ApiRefused(
+            "no API token: set TRAINQ_API_TOKENS=<token>[,<token>...], or "
+            "TRAINQ_DEV_MODE=1 to run an open API on a development machine"
+        )
+    check = TokenCheck(tokens)
+    app = FastAPI(
+        title="trainq",
+        version="0.1.0",
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "jobs", "description": "Training jobs"},
+            {"name": "cluster", "description": "Workers, queues and figures"},
+        ],
+    )
+    app.include_router(jobs.router(check, settings))
+    app.include_router(system.router(check, settings))
+    app.add_exception_handler(JobNotFound, _status(404))
+    app.add_exception_handler(AlreadyFinished, _status(409))
+    app.add_exception_handler(SpecError, _spec_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    return app
+
+
+def _status(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    return handle
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer, except that a ``405`` lists every method the path has."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed = sorted(
+            {
+                method
+                for route in request.app.routes
+                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
+                for method in route.methods or ()
+            }
+        )
+        exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, exc)
+
+
+async def _spec_error(_: Request, exc: Exception) -> JSONResponse:
+    message = str(exc)
+    return JSONResponse(
+        {"detail": [{"loc": ["body"], "msg": message, "type": "spec_error"}]}, status_code=422
+    )

@@ -1,0 +1,103 @@
+"""The API's request and response bodies (the job spec itself is trainq.spec.JobSpec)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from trainq.record import JobRecord
+from trainq.status import JobStatus
+
+
+class Problem(BaseModel):
+    """Every error that is not a validation error: what is wrong, in one sentence."""
+
+    detail: str = Field(examples=["no job with id 'f00'"])
+
+
+class JobAccepted(BaseModel):
+    id: str = Field(description="The job id; GET /train/{id} shows it")
+    status: JobStatus
+    url: str = Field(description="Where the job's record is (also the Location header)")
+
+
+class JobView(JobRecord):
+    """The job record, and for a queued job why it is still waiting."""
+
+    waiting: str | None = Field(
+        default=None,
+        description="For a queued job: its place in the queue, or that no live worker "
+        "serves its queue",
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null on the last page"
+    )
+
+
+class WorkerView(BaseModel):
+    name: str
+    queues: list[str]
+    gpus: list[int] = Field(default_factory=list)
+
+
+class Figures(BaseModel):
+    """Totals over every finished job."""
+
+    finished: int
+    succeeded: int
+    failed: int
+    success_rate: float | None = Field(description="succeeded / finished; null before any")
+    attempts: int
+    retries: int = Field(description="Attempts beyond each job's first")
+    failure_classes: dict[str, int] = Field(description="Failed attempts by class")
+
+
+class Stats(BaseModel):
+    jobs: dict[str, int] = Field(description="Jobs by status")
+    queues: dict[str, int] = Field(description="Messages waiting, by queue")
+    workers: list[WorkerView]
+    figures: Figures
+
+
+class Health(BaseModel):
+    ok: bool
+    checks: dict[str, str] = Field(description="Each dependency: 'ok' or what is wrong")
+
+
+SPEC_EXAMPLES: dict[str, Any] = {
+    "defaults": {
+        "summary": "The standard train.py with defaults",
+        "value": {"epochs": 2},
+    },
+    "tuned": {
+        "summary": "Hyper-parameters, limits and retries",
+        "value": {
+            "epochs": 5,
+            "batch_size": 64,
+            "learning_rate": 0.001,
+            "timeout": 3600,
+            "max_retries": 3,
+            "memory": "4g",
+            "cpus": 2,
+            "name": "resnet-baseline",
+        },
+    },
+    "custom": {
+        "summary": "Your own command in an allowed image",
+        "value": {
+            "image": "trainq-train:latest",
+            "command": ["python3", "/app/train.py", "--epochs", "3"],
+            "env": {"WANDB_MODE": "offline"},
+        },
+    },
+}
+
+# OpenAPI descriptions of the error answers the routes share.
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "Missing or invalid token"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such job"}}
