@@ -73,7 +73,10 @@ class JobSpec(BaseModel):
     )
     max_retries: int = Field(default=3, ge=0, le=10, strict=True)
     log_dir: str | None = Field(
-        default=None, max_length=255, description="Relative folder under the log directory"
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Relative folder under the log directory",
     )
     command: list[Annotated[str, StringConstraints(min_length=1)]] | None = Field(
         default=None, min_length=1, max_length=1024

@@ -20,7 +20,8 @@ from trainq.record import Attempt, JobRecord
 from trainq.runner import Runner
 from trainq.runtime.base import Handle, Launch
 from trainq.runtime.container import CHECKPOINT_MOUNT, DockerRuntime
-from trainq.spec import JobSpec
+from trainq.runtime.factory import make_runtime
+from trainq.spec import JobSpec, parse_size
 from trainq.status import JobStatus
 from trainq.store.redis import RedisJobStore
 
@@ -112,7 +113,7 @@ def test_job_runs_in_a_labelled_limited_container_and_leaves_none(
     assert attrs["Config"]["Labels"]["trainq.job_id"] == "dk-limits"
     assert attrs["Config"]["Labels"]["trainq.attempt"] == "1"
     assert attrs["Config"]["Labels"]["trainq.worker"] == "docker-test@host"
-    assert attrs["Config"]["User"] == "trainer"
+    assert attrs["Config"]["User"] == settings.container_user
     host = attrs["HostConfig"]
     assert host["NanoCpus"] == 1_500_000_000
     assert host["Memory"] == host["MemorySwap"] == 512 * 1024**2
@@ -241,3 +242,52 @@ def test_exceeding_the_memory_limit_is_recorded_as_oom_killed(
     assert record.attempts[0].exit_code == 137
     assert "allocating" in (record.error or "")
     assert "survived" not in (record.error or "")
+
+
+def test_containers_are_hardened_by_default(
+    store: RedisJobStore, settings: Settings, engine: DockerClient
+) -> None:
+    runtime = make_runtime(settings)  # the worker's runtime, with the default limits
+    probe = python(
+        "import os, time; print('uid', os.getuid(), flush=True); "
+        "print('caps', open('/proc/self/status').read().split('CapEff:')[1].split()[0], "
+        "flush=True); time.sleep(2)"
+    )
+    job_spec = queued(store, "dk-hardened", command=probe, max_retries=0)
+    thread = threading.Thread(
+        target=runner(store, runtime, settings).run, args=("dk-hardened", job_spec)
+    )
+    thread.start()
+    ids = wait_until(lambda: trainq_containers("dk-hardened"), 60, "the job's container")
+    attrs = engine.containers.get(ids[0]).attrs  # type: ignore[index]
+    thread.join(60)
+
+    assert attrs["Config"]["User"] == "1000:1000"
+    host = attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["Privileged"] is False
+    assert host["NetworkMode"] == "bridge"
+    assert host["PidsLimit"] == settings.container_pids_limit
+    assert host["Memory"] == parse_size(settings.container_memory)
+    assert host["NanoCpus"] == int(settings.container_cpus * 1e9)
+    assert all("docker.sock" not in m["Source"] for m in attrs["Mounts"])
+    output = Path(store.get("dk-hardened").log_path or "").read_text()
+    assert '"uid 1000"' in output  # the job's process is not root
+    assert '"caps 0000000000000000"' in output  # and holds no capability
+
+
+def test_an_image_off_the_allow_list_is_refused_before_any_container(
+    store: RedisJobStore, settings: Settings, docker_engine: str
+) -> None:
+    strict = settings.model_copy(update={"allowed_images": ""})
+    runtime = make_runtime(strict)
+    engine_image = "trainq-base:bookworm"  # on this host, but not allowed
+    job_spec = queued(store, "dk-denied", image=engine_image, max_retries=3)
+
+    with pytest.raises(JobFailed, match="allow-list"):
+        runner(store, runtime, strict).run("dk-denied", job_spec)
+
+    record = store.get("dk-denied")
+    assert [a.failure_class for a in record.attempts] == ["permanent"]
+    assert trainq_containers("dk-denied") == []
