@@ -66,14 +66,19 @@ class Settings(BaseSettings):
     container_user: str = Field(default="1000:1000", pattern=r"^[0-9]+(:[0-9]+)?$")
     container_log_max_size: str = Field(default="50m", pattern=r"^[0-9]+[kmg]$")
     container_log_max_files: int = Field(default=3, ge=1, le=100)
-    # A testing aid: accept GPU ids without NVIDIA devices (no device request is made).
+    # A testing aid: accept GPU ids without NVIDIA devices or NVML; jobs get the
+    # visible-devices variables but no device request is made.
     simulate_gpus: bool = False
+    # Each worker heartbeats its entry in the live-worker registry every third of this.
+    worker_ttl_s: float = Field(default=30.0, ge=1)
     # How the process runtime starts the standard train.py.
     process_python: str = sys.executable
     train_script: Path = _REPO_ROOT / "train.py"
     result_expires_s: int = Field(default=7 * 86_400, ge=60)
+    # The CPU queue; GPU queues are named by trainq.routing.
     queue: str = Field(default="cpu", pattern=r"^[A-Za-z0-9_.\-]+$")
-    hostname: str = socket.gethostname()
+    # This host's name in queue names and records (GPU ids are host-local).
+    hostname: str = Field(default=socket.gethostname(), pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
