@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainq.config import Settings
+from trainq.config import Settings, get_settings
 from trainq.keys import Keys
 
 if TYPE_CHECKING:
@@ -103,14 +103,12 @@ def live_workers(
     source: Settings | redis.Redis | None = None, *, prefix: str | None = None
 ) -> list[WorkerInfo]:
     """Every live worker of the cluster: from settings, or a Redis client and ``prefix``."""
-    if isinstance(source, redis.Redis):
-        settings = Settings() if prefix is None else Settings(key_prefix=prefix)
-        return registry(settings, source).live()
+    if isinstance(source, Settings):
+        return registry(source).live()
+    settings = get_settings()
     if source is None:
-        from trainq.config import get_settings
-
-        source = get_settings()
-    return registry(source).live()
+        return registry(settings).live()
+    return Registry(source, Keys(prefix or settings.key_prefix), settings.worker_ttl_s).live()
 
 
 def serving(queue: str, workers: Sequence[WorkerInfo]) -> list[WorkerInfo]:

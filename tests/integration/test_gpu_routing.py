@@ -194,3 +194,10 @@ def test_a_stopped_worker_leaves_the_registry(redis_server: str, tmp_path: Any) 
     finally:
         worker.stop()
     assert name not in {w.name for w in live_workers(get_settings())}
+
+
+def test_live_workers_reads_from_a_bare_redis_client(gpu_workers: dict[int, Worker]) -> None:
+    client = default_store().client
+    names = {w.name for w in live_workers(client, prefix=get_settings().key_prefix)}
+
+    assert {w.name for w in gpu_workers.values()} <= names
