@@ -43,8 +43,16 @@ class WorkerInfo(BaseModel):
     started_at: float = Field(default_factory=time.time)
     heartbeat_at: float = Field(default_factory=time.time)
 
+    # Why its runtime cannot run jobs, if it found out after starting (the API's /health).
+    runtime_error: str | None = None
+
     def serves(self, queue: str) -> bool:
         return queue in self.queues
+
+    @property
+    def gpus(self) -> list[int]:
+        """Its GPU ids (the name the API's interim registry used)."""
+        return list(self.gpu_ids)
 
 
 class Registry:
