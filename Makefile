@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install image service-image docker demo test lint unit integration e2e faults bench clean
+.PHONY: install image service-image docker demo test lint unit integration e2e faults gpu-check bench clean
 
 install: $(STAMP)
 
@@ -52,6 +52,13 @@ e2e: install image
 faults: install image
 	bash docker/host.sh redis-bin
 	$(BIN)/python -m pytest tests/faults
+
+# On a machine with NVIDIA GPUs: train.py on CUDA through a worker pinned to one GPU
+# (skipped, saying why, anywhere else).
+gpu-check: install
+	$(BIN)/python -m pip install -q -e '.[gpu]'
+	bash docker/host.sh redis-bin
+	$(BIN)/python -m pytest -m gpu tests/gpu -rs
 
 # Benchmarks: figures against baselines measured in the same run (docs/benchmarks.md).
 BENCHMARKS := retry logs

@@ -21,7 +21,9 @@ Output protocol (stdout, one line each, flushed immediately):
      "samples_per_s", "eta_s"}
   at the end of a successful run:
     {"trainq": "result", "final_loss", "first_loss", "epochs", "history",
-     "checkpoint", "device"}   ("epochs" = epochs completed, resumes included)
+     "checkpoint", "device", "cuda_visible_devices", "cuda_device_count"}
+    ("epochs" = epochs completed, resumes included); on CUDA also "device_name"
+    and "device_uuid" (GPU-..., as NVML writes it) of the device it trained on
   Everything else (starting line, resume and stop notices) is plain text.
 
 Checkpoints: <checkpoint-dir>/checkpoint.pt, replaced atomically after each
@@ -150,8 +152,23 @@ def result_line(history: list[dict[str, Any]], ckpt: Path, device: str) -> None:
             "history": history,
             "checkpoint": str(ckpt),
             "device": device,
+            **device_facts(device),
         }
     )
+
+
+def device_facts(device: str) -> dict[str, Any]:
+    """What the run could see of GPUs: which were visible, and the one it trained on."""
+    facts: dict[str, Any] = {
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "cuda_device_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+    }
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        facts["device_name"] = props.name
+        uuid = getattr(props, "uuid", None)
+        facts["device_uuid"] = f"GPU-{uuid}" if uuid is not None else None
+    return facts
 
 
 def interruptible_sleep(seconds: float) -> None:

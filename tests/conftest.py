@@ -26,12 +26,16 @@ def redis_server() -> Iterator[str]:
     server.stop()
 
 
-def _workers(folder: Path, env: dict[str, str]) -> Iterator[Callable[[str], Worker]]:
-    """A function that starts workers by name; all are stopped afterwards."""
+def _workers(folder: Path, env: dict[str, str]) -> Iterator[Callable[..., Worker]]:
+    """A function that starts workers by name (and extra env, worker options); all are
+    stopped afterwards."""
     started: list[Worker] = []
 
-    def start(name: str) -> Worker:
-        worker = Worker(name, folder / f"{name.split('@')[0]}.log", env)
+    def start(
+        name: str, extra_env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> Worker:
+        log = folder / f"{name.split('@')[0]}.log"
+        worker = Worker(name, log, {**env, **(extra_env or {})}, args=args)
         worker.start()
         started.append(worker)
         return worker
@@ -42,7 +46,7 @@ def _workers(folder: Path, env: dict[str, str]) -> Iterator[Callable[[str], Work
 
 
 @pytest.fixture
-def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[[str], Worker]]:
+def worker_factory(redis_server: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start process-runtime workers by name; all are stopped at the end of the test."""
     yield from _workers(tmp_path, {})
 
@@ -90,14 +94,15 @@ def no_leftover_containers(docker_engine: str) -> Iterator[None]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that uses real services also checks that no container leaks."""
     for item in items:
-        if "unit" not in item.path.parts:
+        # The GPU check runs where there may be no Docker engine (process runtime).
+        if "unit" not in item.path.parts and "gpu" not in item.path.parts:
             item.add_marker(pytest.mark.usefixtures("no_leftover_containers"))
 
 
 @pytest.fixture
 def docker_workers(
     redis_server: str, docker_engine: str, tmp_path: Path
-) -> Iterator[Callable[[str], Worker]]:
+) -> Iterator[Callable[..., Worker]]:
     """Start Docker-runtime workers by name; all are stopped at the end of the test."""
     yield from _workers(tmp_path, {"TRAINQ_RUNTIME": "docker"})
 

@@ -52,8 +52,10 @@ __all__ = ["BIN", "free_port", "wait_until"]
 class Worker(WorkerProcess):
     """A test's worker, started in the repository."""
 
-    def __init__(self, name: str, log: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(name, log, env, cwd=REPO)
+    def __init__(
+        self, name: str, log: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
+        super().__init__(name, log, env, cwd=REPO, args=args)
 
 
 def trainq_containers(job_id: str | None = None) -> list[str]:

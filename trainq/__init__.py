@@ -9,6 +9,7 @@ from trainq.config import Settings, get_settings
 from trainq.errors import (
     AlreadyFinished,
     EnqueueError,
+    GpuUnavailable,
     IllegalTransition,
     JobFailed,
     JobNotFound,
@@ -27,6 +28,7 @@ __all__ = [
     "AlreadyFinished",
     "Attempt",
     "EnqueueError",
+    "GpuUnavailable",
     "IllegalTransition",
     "JobFailed",
     "JobNotFound",

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from trainq import client
 from trainq.config import get_settings
+from trainq.devices import parse_ids
 from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
 from trainq.logs import configure as configure_logs
 from trainq.logs import record as record_line
@@ -56,34 +57,41 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
     name: Annotated[str, typer.Option(help="Worker node name")] = "trainq@%h",
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    gpus: Annotated[
+        str | None,
+        typer.Option(help="Own these GPUs (0, 2,3 or auto) and run one job at a time on them"),
+    ] = None,
 ) -> None:
     """Start a prefork Celery worker that runs jobs on the configured runtime."""
+    from trainq import startup, workers
     from trainq.runtime.factory import check_runtime
     from trainq.tasks import app
 
     settings = get_settings()
     try:
         runtime = check_runtime(settings)  # fail here, not in every job
+        plan = startup.plan(
+            settings,
+            name=name,
+            gpus=gpus,
+            concurrency=concurrency,
+            loglevel=loglevel,
+            runtime=settings.runtime,
+        )
     except TrainqError as exc:
         raise _fail(str(exc), 2) from None
-    jobs = concurrency or settings.worker_concurrency
+    workers.declare(plan.info)  # the pool's children inherit it: they know their GPUs
     os.nice(settings.worker_nice)  # the jobs come first; the process runtime's too (reset)
+    info = plan.info
+    owned = ",".join(str(i) for i in info.gpu_ids) or "none"
+    simulated = " (simulated)" if info.simulated_gpus else ""
     err.print(
-        f"trainq worker: runtime={runtime} queue={settings.queue} "
-        f"concurrency={jobs} redis={settings.redis_url}",
+        f"trainq worker: runtime={runtime} gpus={owned}{simulated} "
+        f"queues={','.join(info.queues)} concurrency={info.concurrency} "
+        f"redis={settings.redis_url}",
         highlight=False,
     )
-    app.worker_main(
-        [
-            "worker",
-            "--pool=prefork",
-            f"--concurrency={jobs}",
-            f"--queues={settings.queue}",
-            f"--hostname={name}",
-            f"--loglevel={loglevel}",
-            "--task-events",
-        ]
-    )
+    app.worker_main(plan.celery_argv)
 
 
 @cli.command()
@@ -142,6 +150,13 @@ def submit(
     cpus: Annotated[float | None, typer.Option(help="CPU limit")] = None,
     memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 4g")] = None,
     shm_size: Annotated[str | None, typer.Option(help="/dev/shm size, e.g. 1g")] = None,
+    gpus: Annotated[int | None, typer.Option(help="Run on a worker owning this many GPUs")] = None,
+    gpu_ids: Annotated[
+        str | None, typer.Option(help="Run on exactly these GPUs of the host, e.g. 0,1")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Run on this host's workers (GPU ids are its ids)")
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", "--follow", help="Follow its progress until it ends")
     ] = False,
@@ -163,11 +178,13 @@ def submit(
         "cpus": cpus,
         "memory": memory,
         "shm_size": shm_size,
+        "host": host,
     }
     spec = {key: value for key, value in values.items() if value is not None}
     try:
         if env:
             spec["env"] = _parse_env(env)
+        spec |= _gpu_request(gpus, gpu_ids)
         job_id = submit_training.apply_async(kwargs=spec).id
         log.info("submitted job %s", job_id)
     except SpecError as exc:
@@ -195,7 +212,7 @@ def status(
         record = _wait(job_id, live=not as_json) if watch else client.get_job(job_id)
     except JobNotFound as exc:
         raise _fail(str(exc), 1) from None
-    _emit(record, as_json)
+    _emit(record, as_json, waiting=None if as_json else _waiting(record))
 
 
 @cli.command()
@@ -326,7 +343,15 @@ def _wait(job_id: str, live: bool) -> JobRecord:
         return client.wait_for(job_id, on_update=view.update)
 
 
-def _emit(record: JobRecord, as_json: bool, brief: bool = False) -> None:
+def _waiting(record: JobRecord) -> str | None:
+    from trainq.backlog import waiting_reason
+
+    return waiting_reason(record, get_settings())
+
+
+def _emit(
+    record: JobRecord, as_json: bool, brief: bool = False, waiting: str | None = None
+) -> None:
     if as_json:
         print(record.model_dump_json(indent=2))
     elif brief:
@@ -334,7 +359,7 @@ def _emit(record: JobRecord, as_json: bool, brief: bool = False) -> None:
         if not record.status.is_terminal:
             out.print(f"follow it: trainq status {record.id}", highlight=False)
     else:
-        out.print(describe_record(record))
+        out.print(describe_record(record, waiting=waiting))
 
 
 def _print_line(line: LogLine, as_json: bool, prefix: str = "") -> None:
@@ -357,6 +382,21 @@ def _parse_env(pairs: list[str]) -> dict[str, str]:
             raise SpecError(f"invalid job spec: env: {pair!r} is not KEY=VALUE")
         env[key] = value
     return env
+
+
+def _gpu_request(gpus: int | None, gpu_ids: str | None) -> dict[str, Any]:
+    """``--gpus N`` / ``--gpu-ids 0,1`` as spec fields (``gpu`` set when either asks)."""
+    request: dict[str, Any] = {}
+    if gpu_ids is not None:
+        try:
+            request["gpu_ids"] = parse_ids(gpu_ids)
+        except ValueError as exc:
+            raise SpecError(f"invalid job spec: gpu_ids: {exc}") from None
+    if gpus is not None:
+        request["gpus"] = gpus
+    if request.get("gpu_ids") or (gpus or 0) > 0:
+        request["gpu"] = True
+    return request
 
 
 def main() -> None:

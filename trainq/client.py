@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -19,13 +19,17 @@ from trainq.images import image_allowed
 from trainq.keys import Keys
 from trainq.logstream import RedisLogStream
 from trainq.record import JobRecord
+from trainq.routing import check_capacity, queue_for
 from trainq.spec import JobSpec, parse_size
 from trainq.status import JobStatus
 from trainq.store.base import JobPage, JobStore
 from trainq.store.redis import RedisJobStore
+from trainq.workers import WorkerInfo
 
-# Sends the validated spec (as JSON-ready kwargs) under the given job id.
-Sender = Callable[[dict[str, Any], str], object]
+# Sends the validated spec (as JSON-ready kwargs) under the given job id to a queue.
+Sender = Callable[[dict[str, Any], str, str], object]
+# The live workers, for submit-time checks (see trainq.workers.live_workers).
+Fleet = Callable[[], Sequence[WorkerInfo]]
 
 
 @cache
@@ -87,22 +91,29 @@ def submit(
     store: JobStore,
     settings: Settings,
     job_id: str | None = None,
+    queue: str | None = None,
+    workers: Fleet | None = None,
 ) -> str:
-    """Validate, record as queued, then send; the job id.
+    """Validate, route, record as queued, then send; the job id.
 
-    With an ``idempotency_key`` already used, the first job's id is returned and
-    nothing is sent.
+    The queue is :func:`~trainq.routing.queue_for` the spec unless ``queue`` names
+    one. With ``workers``, a GPU request larger than every live GPU worker is
+    refused (:func:`~trainq.routing.check_capacity`). With an ``idempotency_key``
+    already used, the first job's id is returned and nothing is sent.
     """
     spec = with_defaults(JobSpec.parse(dict(values)), settings)
+    if workers is not None:
+        check_capacity(spec, workers())
+    queue = queue or queue_for(spec, settings)
     job_id = job_id or str(uuid.uuid4())
     if spec.idempotency_key is not None:
         owner = store.claim_idempotency_key(spec.idempotency_key, job_id)
         if owner != job_id:
             return owner
-    if not store.create(JobRecord(id=job_id, spec=spec)):
+    if not store.create(JobRecord(id=job_id, spec=spec, queue=queue)):
         raise SpecError(f"a job with id {job_id!r} already exists")
     try:
-        send(spec.model_dump(mode="json"), job_id)
+        send(spec.model_dump(mode="json"), job_id, queue)
     except Exception as exc:
         reason = f"could not enqueue: {exc!r}"
         store.update(job_id, lambda r: r.moved_to(JobStatus.FAILED, error=reason))

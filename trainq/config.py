@@ -86,14 +86,19 @@ class Settings(BaseSettings):
     # Flower: "user:password" (comma-separated pairs); required unless dev_mode.
     flower_basic_auth: SecretStr = SecretStr("")
     flower_port: int = Field(default=5555, ge=1, le=65_535)
-    # A testing aid: accept GPU ids without NVIDIA devices (no device request is made).
+    # A testing aid: accept GPU ids without NVIDIA devices or NVML; jobs get the
+    # visible-devices variables but no device request is made.
     simulate_gpus: bool = False
+    # Each worker heartbeats its entry in the live-worker registry every third of this.
+    worker_ttl_s: float = Field(default=30.0, ge=1)
     # How the process runtime starts the standard train.py.
     process_python: str = sys.executable
     train_script: Path = _REPO_ROOT / "train.py"
     result_expires_s: int = Field(default=7 * 86_400, ge=60)
+    # The CPU queue; GPU queues are named by trainq.routing.
     queue: str = Field(default="cpu", pattern=r"^[A-Za-z0-9_.\-]+$")
-    hostname: str = socket.gethostname()
+    # This host's name in queue names and records (GPU ids are host-local).
+    hostname: str = Field(default=socket.gethostname(), pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

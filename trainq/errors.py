@@ -7,6 +7,7 @@ TrainqError
  ├── EnqueueError         the job was recorded but the broker refused it
  ├── AlreadyFinished      the job is final: there is nothing to cancel
  ├── SupervisedElsewhere  another supervisor holds the job's lease
+ ├── GpuUnavailable       a worker's --gpus names devices this host cannot give
  ├── RuntimeFault         the runtime (Docker, subprocess) failed us: transient
  │    └── LaunchRefused   the attempt can never start (bad command, no image): permanent
  └── JobFailed            the job ended without success (raised by the task)
@@ -47,6 +48,10 @@ class AlreadyFinished(TrainqError):
 
 class SupervisedElsewhere(TrainqError):
     """Another supervisor holds this job."""
+
+
+class GpuUnavailable(TrainqError):
+    """The GPUs asked for cannot be used on this host."""
 
 
 class RuntimeFault(TrainqError):

@@ -63,3 +63,12 @@ class Keys:
     def log_lines(self, job_id: str) -> str:
         """Counter: how many output lines the job has had in all."""
         return f"{self.prefix}log-lines:{job_id}"
+
+    def worker(self, name: str) -> str:
+        """String with a TTL: a live worker's WorkerInfo as JSON, renewed by its heartbeat."""
+        return f"{self.prefix}worker:{name}"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: names of workers that registered, scored by their last heartbeat."""
+        return f"{self.prefix}workers"

@@ -1,6 +1,6 @@
 """The job record: what the store keeps about one job, in one JSON shape everywhere.
 
-Top-level keys: ``id, status, spec, attempts, progress, result, error, log_path`` and the
+Top-level keys: ``id, status, spec, queue, attempts, progress, result, error, log_path`` and the
 timestamps ``created_at, updated_at, started_at, finished_at`` (Unix seconds).
 """
 
@@ -38,6 +38,8 @@ class Attempt(BaseModel):
     image_digest: str | None = None
     worker: str | None = None
     host: str | None = None
+    gpu_ids: list[int] = Field(default_factory=list)  # the devices it ran on (host ids)
+    gpu_uuids: list[str] = Field(default_factory=list)  # theirs, when NVML was there
     started_at: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
@@ -50,6 +52,7 @@ class JobRecord(BaseModel):
     id: str
     status: JobStatus = JobStatus.QUEUED
     spec: JobSpec
+    queue: str | None = None  # where it was sent (trainq.routing)
     attempts: list[Attempt] = Field(default_factory=list)
     progress: Progress = Field(default_factory=Progress)
     result: dict[str, Any] | None = None

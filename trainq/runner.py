@@ -20,6 +20,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from trainq.config import Settings
+from trainq.devices import Gpus, allot
 from trainq.errors import (
     IllegalTransition,
     JobNotFound,
@@ -52,6 +53,8 @@ class Runner:
     on_progress: Callable[[Progress], None] = lambda _: None
     sleep: Callable[[float], None] = time.sleep
     logs: LogStream = field(default_factory=MemoryLogStream)
+    # The GPUs this worker owns: every GPU job it runs gets exactly these.
+    gpus: Gpus = field(default_factory=lambda: Gpus(()))
     _metrics: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
 
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
@@ -169,12 +172,12 @@ class Runner:
             record.id,
             lambda r: r.moved_to(
                 JobStatus.RUNNING,
-                attempts=[*r.attempts, self._new_attempt(number)],
+                attempts=[*r.attempts, self._new_attempt(number, record=r)],
                 log_path=str(log_path),
             ),
         )
-        launch = self._launch_of(record, number)
         try:
+            launch = self._launch_of(record, number)
             handle = self.runtime.start(launch)
             log.info("launched attempt %s of job %s: %s", number, record.id, handle.ref)
         except RuntimeFault as exc:
@@ -324,10 +327,16 @@ class Runner:
             cpus=spec.cpus,
             memory_bytes=spec.memory_bytes,
             shm_size_bytes=spec.shm_size_bytes,
-            gpu_ids=list(spec.gpu_ids),
+            gpu_ids=list(self._devices_for(record).ids),
         )
 
-    def _new_attempt(self, number: int, handle: Handle | None = None) -> Attempt:
+    def _new_attempt(
+        self, number: int, handle: Handle | None = None, record: JobRecord | None = None
+    ) -> Attempt:
+        gpus = Gpus(())
+        if record is not None:
+            with contextlib.suppress(LaunchRefused):  # _launch_of refuses it, saying why
+                gpus = self._devices_for(record)
         return Attempt(
             number=number,
             handle=handle.ref if handle else None,
@@ -337,7 +346,12 @@ class Runner:
             worker=self.worker,
             host=self.settings.hostname,
             started_at=time.time(),
+            gpu_ids=list(gpus.ids),
+            gpu_uuids=list(gpus.uuids),
         )
+
+    def _devices_for(self, record: JobRecord) -> Gpus:
+        return allot(record.spec, self.gpus, f"worker {self.worker}", record.queue)
 
     def _checkpoint_dir(self, job_id: str) -> Path:
         return (self.settings.checkpoint_dir / job_id).absolute()

@@ -2,7 +2,7 @@
 
 It carries the brief's ``TrainingConfig`` fields (``image, epochs, batch_size,
 learning_rate, gpu, gpu_ids, timeout, max_retries, log_dir``) and what a real user
-also needs (``command, env, gpus, cpus, memory, shm_size, name, idempotency_key``).
+also needs (``command, env, gpus, host, cpus, memory, shm_size, name, idempotency_key``).
 ``timeout`` is accepted under that name and stored as ``timeout_s``.
 """
 
@@ -37,6 +37,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIX = "TRAINQ_"
 
+Host = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 
 
@@ -64,6 +65,9 @@ class JobSpec(BaseModel):
         default_factory=list, max_length=64
     )
     gpus: int = Field(default=0, ge=0, le=64, strict=True)
+    host: Host | None = Field(
+        default=None, description="Run on this host's workers; GPU ids are this host's"
+    )
     timeout_s: int | None = Field(
         default=None,
         ge=1,
@@ -153,6 +157,13 @@ class JobSpec(BaseModel):
         if self.gpu_ids and self.gpus and self.gpus != len(self.gpu_ids):
             raise ValueError(f"gpus={self.gpus} does not match {len(self.gpu_ids)} gpu_ids")
         return self
+
+    @property
+    def gpu_count(self) -> int:
+        """How many GPUs the job needs: ``gpu=true`` alone means one."""
+        if not self.gpu:
+            return 0
+        return len(self.gpu_ids) or self.gpus or 1
 
     @property
     def memory_bytes(self) -> int | None:

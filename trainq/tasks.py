@@ -19,13 +19,16 @@ from celery.signals import after_setup_logger, worker_ready, worker_shutting_dow
 from trainq import client, logs
 from trainq.celery_app import create_app
 from trainq.config import get_settings
+from trainq.devices import Gpus
 from trainq.errors import SpecError, SupervisedElsewhere
 from trainq.reconciler import Reconciler
 from trainq.record import JobRecord, Progress
+from trainq.routing import queue_for
 from trainq.runner import Runner
 from trainq.runtime.base import Runtime
 from trainq.runtime.factory import make_runtime
 from trainq.spec import JobSpec
+from trainq.workers import Heartbeat, WorkerInfo, live_workers, registry, this_worker
 
 app = create_app(get_settings())
 
@@ -37,7 +40,11 @@ def worker_runtime() -> Runtime:
 
 
 class TrainingTask(Task):  # type: ignore[misc]
-    """Validates and records a job on ``apply_async`` before sending it."""
+    """Validates, routes and records a job on ``apply_async`` before sending it.
+
+    The queue is :func:`trainq.routing.queue_for` the spec; an explicit ``queue=``
+    option overrides it (and is recorded as the job's queue).
+    """
 
     def apply_async(
         self,
@@ -49,9 +56,12 @@ class TrainingTask(Task):  # type: ignore[misc]
         if args:
             raise SpecError("submit_training takes keyword arguments only, e.g. epochs=2")
         settings = get_settings()
+        queue = options.pop("queue", None)
 
-        def send(payload: dict[str, Any], job_id: str) -> object:
-            return super(TrainingTask, self).apply_async(kwargs=payload, task_id=job_id, **options)
+        def send(payload: dict[str, Any], job_id: str, queue: str) -> object:
+            return super(TrainingTask, self).apply_async(
+                kwargs=payload, task_id=job_id, queue=queue, **options
+            )
 
         job_id = client.submit(
             kwargs or {},
@@ -59,6 +69,8 @@ class TrainingTask(Task):  # type: ignore[misc]
             store=client.default_store(settings),
             settings=settings,
             job_id=task_id,
+            queue=queue if isinstance(queue, str) else None,
+            workers=lambda: live_workers(settings),
         )
         return self.AsyncResult(job_id)
 
@@ -73,6 +85,7 @@ def submit_training(self: TrainingTask, **kwargs: Any) -> dict[str, Any]:
         self.update_state(state="PROGRESS", meta=meta)
         self.send_event("task-progress", **meta)
 
+    owned = this_worker()
     runner = Runner(
         store=client.default_store(settings),
         runtime=worker_runtime(),
@@ -80,6 +93,7 @@ def submit_training(self: TrainingTask, **kwargs: Any) -> dict[str, Any]:
         worker=self.request.hostname or settings.hostname,
         on_progress=report,
         logs=client.log_stream(settings),
+        gpus=Gpus(owned.gpu_ids, owned.gpu_uuids) if owned else Gpus(()),
     )
     try:
         with logs.job_context(self.request.id):
@@ -99,16 +113,17 @@ def cancel(job_id: str) -> JobRecord:
 
 
 def requeue(record: JobRecord) -> None:
-    """Send "supervise job J" again, bypassing submit: the record exists already."""
+    """Send "supervise job J" again, to its queue, bypassing submit: the record exists."""
     app.send_task(
         submit_training.name,
         kwargs=record.spec.model_dump(mode="json"),
         task_id=record.id,
-        queue=get_settings().queue,
+        queue=record.queue or queue_for(record.spec, get_settings()),
     )
 
 
 _reconciling = threading.Event()
+_heartbeat: list[Heartbeat] = []
 
 
 @after_setup_logger.connect  # type: ignore[untyped-decorator]
@@ -118,9 +133,22 @@ def _json_logs(**_: Any) -> None:
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]
-def _start_reconciler(**_: Any) -> None:
-    """Reconcile at worker start, then periodically, in the worker's main process."""
+def _start_reconciler(sender: Any = None, **_: Any) -> None:
+    """Join the worker registry, and reconcile at worker start, then periodically, in
+    the worker's main process."""
     settings = get_settings()
+    info = this_worker()
+    if info is None:  # started by `celery worker` rather than `trainq worker`
+        name = getattr(sender, "hostname", None) or f"celery@{settings.hostname}"
+        consumed = app.amqp.queues.consume_from or {settings.queue: None}
+        info = WorkerInfo(
+            name=name,
+            hostname=settings.hostname,
+            queues=tuple(consumed),
+            runtime=settings.runtime,
+            concurrency=settings.worker_concurrency,
+        )
+    _heartbeat.append(Heartbeat(registry(settings), info, settings.worker_ttl_s / 3).start())
     reconciler = Reconciler(
         # Its own runtime (and Docker client): never the one forked children use.
         client.default_store(settings),
@@ -137,3 +165,5 @@ def _start_reconciler(**_: Any) -> None:
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _stop_reconciler(**_: Any) -> None:
     _reconciling.set()
+    while _heartbeat:
+        _heartbeat.pop().stop()

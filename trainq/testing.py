@@ -100,9 +100,15 @@ class WorkerProcess:
     """``trainq worker`` as a subprocess in its own process group, with extra env."""
 
     def __init__(
-        self, name: str, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+        self,
+        name: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        args: list[str] | None = None,
     ) -> None:
         self.name = name
+        self.args = args or []  # more `trainq worker` options, e.g. ["--gpus", "0"]
         self.log = log
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
@@ -111,7 +117,15 @@ class WorkerProcess:
     def start(self, timeout_s: float = 60) -> WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "trainq"), "worker", "--name", self.name, "--loglevel", "INFO"],
+                [
+                    str(BIN / "trainq"),
+                    "worker",
+                    "--name",
+                    self.name,
+                    "--loglevel",
+                    "INFO",
+                    *self.args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -64,15 +64,20 @@ class ProgressView:
             self._bar.stop()
 
 
-def describe_record(record: JobRecord) -> RenderableType:
-    """A summary table of the record, its attempts, and its result or error."""
+def describe_record(record: JobRecord, waiting: str | None = None) -> RenderableType:
+    """A summary table of the record, its attempts, and its result or error; ``waiting``:
+    why a queued job has not started (trainq.backlog.waiting_reason)."""
     summary = Table.grid(padding=(0, 2))
     summary.add_column(no_wrap=True)
     summary.add_column(overflow="fold")  # ids and paths are copied: never cut them
     summary.add_row("job", record.id)
     summary.add_row("status", Text(record.status.value, style=_STYLE.get(record.status.value, "")))
+    if waiting:
+        summary.add_row("waiting", Text(waiting, style="yellow"))
     if record.spec.name:
         summary.add_row("name", record.spec.name)
+    if record.queue:
+        summary.add_row("queue", record.queue)
     p = record.progress
     if p.epoch is not None:
         loss = f", loss {p.loss:.4f}" if p.loss is not None else ""
@@ -92,13 +97,14 @@ def describe_record(record: JobRecord) -> RenderableType:
     parts: list[RenderableType] = [summary]
     if record.attempts:
         attempts = Table(
-            "attempt", "worker", "runtime", "handle", "exit", "class", title="attempts"
+            "attempt", "worker", "runtime", "gpus", "handle", "exit", "class", title="attempts"
         )
         for a in record.attempts:
             attempts.add_row(
                 str(a.number),
                 a.worker or "",
                 a.runtime or "",
+                ",".join(str(i) for i in a.gpu_ids),
                 (a.handle or "")[:12],
                 "" if a.exit_code is None else str(a.exit_code),
                 a.failure_class or "",

@@ -127,7 +127,7 @@ def test_output_and_environment_contract(started: Started, monkeypatch: pytest.M
     assert env["USER_VAR"] == "from-spec"
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["TRAINQ_LEAK_CHECK"] == "<unset>"  # only base_env is inherited
-    assert env["CUDA_VISIBLE_DEVICES"] == "<unset>"
+    assert env["CUDA_VISIBLE_DEVICES"] == ""  # a CPU job sees no GPU
     assert (started.tmp_path / "ck" / JOB).is_dir()
     assert handle == Handle(JOB, 2, handle.ref)
     assert handle.ref.isdigit()

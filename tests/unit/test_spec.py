@@ -189,3 +189,22 @@ def test_json_dump_round_trips_through_parse() -> None:
     assert again == spec
     assert again.timeout_s == 30
     assert math.isclose(again.learning_rate, 0.05)
+
+
+def test_host_names_a_host() -> None:
+    assert JobSpec.parse({"host": "gpu-box.lab"}).host == "gpu-box.lab"
+    with pytest.raises(SpecError, match="host: String should match pattern"):
+        JobSpec.parse({"host": "gpu box"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "count"),
+    [
+        ({}, 0),
+        ({"gpu": True}, 1),
+        ({"gpu": True, "gpus": 3}, 3),
+        ({"gpu": True, "gpu_ids": [4, 5]}, 2),
+    ],
+)
+def test_gpu_count(fields: dict[str, object], count: int) -> None:
+    assert JobSpec.parse(fields).gpu_count == count

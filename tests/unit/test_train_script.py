@@ -208,3 +208,20 @@ def test_same_seed_is_deterministic(tmp_path: Path) -> None:
     loss_a = loss(3, "a")
     assert loss_a == pytest.approx(loss(3, "b"), rel=1e-6)
     assert loss_a != pytest.approx(loss(4, "c"), rel=1e-6)
+
+
+def test_result_reports_the_devices_it_saw(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(TRAIN), "--epochs", "1", "--samples", "64"],
+        cwd=tmp_path,
+        env={**_env(), "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stderr
+    res = result(proc.stdout)
+    assert res["cuda_visible_devices"] == ""
+    assert res["cuda_device_count"] == 0
+    assert res["device"] == "cpu"
+    assert "device_name" not in res  # only on CUDA

@@ -103,3 +103,26 @@ def contract_env(launch: Launch, checkpoint_dir: str) -> dict[str, str]:
         "TRAINQ_CHECKPOINT_DIR": checkpoint_dir,
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def device_env(gpu_ids: list[int], *, in_container: bool) -> dict[str, str]:
+    """The variables that give an attempt exactly ``gpu_ids`` (host NVML indices), or none.
+
+    ``NVIDIA_VISIBLE_DEVICES`` names the host's ids (as Docker's device request does);
+    ``CUDA_VISIBLE_DEVICES`` is what CUDA in the attempt must use: the host's ids for a
+    local process (in PCI bus order, NVML's, not CUDA's default fastest-first), but
+    ``0..k-1`` in a container, where the runtime renumbers the devices it was given from 0
+    (the host's ids there would hide them). ``TRAINQ_GPU_IDS`` tells the job its host ids.
+    A CPU job sees no GPU, even on a GPU host.
+    """
+    if not gpu_ids:
+        hidden = {"CUDA_VISIBLE_DEVICES": ""}
+        return {**hidden, "NVIDIA_VISIBLE_DEVICES": "void"} if in_container else hidden
+    host_ids = ",".join(str(i) for i in gpu_ids)
+    cuda_ids = ",".join(str(i) for i in range(len(gpu_ids))) if in_container else host_ids
+    return {
+        "CUDA_VISIBLE_DEVICES": cuda_ids,
+        "NVIDIA_VISIBLE_DEVICES": host_ids,
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "TRAINQ_GPU_IDS": host_ids,
+    }

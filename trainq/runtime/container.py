@@ -28,7 +28,7 @@ from docker.types import DeviceRequest, LogConfig, Mount
 import docker
 from trainq.errors import LaunchRefused, RuntimeFault
 from trainq.runtime import jsonfile
-from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
+from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env, device_env
 
 CHECKPOINT_MOUNT = "/checkpoints"
 _LABEL = "trainq.job_id"
@@ -39,6 +39,16 @@ _SIGKILL_EXIT = 137
 _RESUME_PAUSE_S = 0.2
 # Errors that mean the engine (not the job) failed: transient.
 _ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, OSError)
+
+
+def device_requests(gpu_ids: list[int], *, simulate: bool) -> list[DeviceRequest]:
+    """Exactly these GPUs of the host, by id: never a count, never ``all``.
+
+    None with simulated GPUs (the job still gets the variables) or for a CPU job.
+    """
+    if not gpu_ids or simulate:
+        return []
+    return [DeviceRequest(device_ids=[str(i) for i in gpu_ids], capabilities=[["gpu"]])]
 
 
 class DockerRuntime:
@@ -88,14 +98,8 @@ class DockerRuntime:
             raise LaunchRefused(f"image {launch.image!r} is not on this cluster's allow-list")
         digest = self._image_digest(launch.image)
         self._prepare_checkpoint_dir(launch)
-        env = contract_env(launch, CHECKPOINT_MOUNT)
-        requests_: list[DeviceRequest] = []
-        if launch.gpu_ids:
-            visible = ",".join(str(i) for i in launch.gpu_ids)
-            env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
-            if not self._simulate_gpus:
-                ids = [str(i) for i in launch.gpu_ids]
-                requests_.append(DeviceRequest(device_ids=ids, capabilities=[["gpu"]]))
+        env = contract_env(launch, CHECKPOINT_MOUNT) | device_env(launch.gpu_ids, in_container=True)
+        requests_ = device_requests(launch.gpu_ids, simulate=self._simulate_gpus)
         options: dict[str, Any] = {
             "command": launch.command,
             "environment": env,

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trainq.errors import LaunchRefused, RuntimeFault
-from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env
+from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env, device_env
 
 _READ_CHUNK = 1 << 16
 _IDLE_POLL_S = 0.05
@@ -52,9 +52,7 @@ class ProcessRuntime:
     def start(self, launch: Launch) -> Handle:
         self._stop_orphans(launch.job_id)
         env = {**self._base_env, **contract_env(launch, str(launch.checkpoint_dir))}
-        if launch.gpu_ids:
-            visible = ",".join(str(i) for i in launch.gpu_ids)
-            env |= {"CUDA_VISIBLE_DEVICES": visible, "NVIDIA_VISIBLE_DEVICES": visible}
+        env |= device_env(launch.gpu_ids, in_container=False)
         command = launch.command or self._standard_command
         spool = self._spool_dir / f"{launch.job_id}.{launch.attempt}.out"
         try:

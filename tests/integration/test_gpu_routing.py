@@ -1,0 +1,203 @@
+"""GPU routing with simulated GPUs: two real prefork workers owning GPU 0 and GPU 1.
+
+The acceptance of issue 7: pinned jobs reach only their GPU's worker and see only
+that device; count-only jobs spread over both, never two at once on one worker; a
+job naming a GPU nobody owns waits with a reason naming its queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery.result import AsyncResult
+
+from tests.harness import BIN, REPO, Worker, wait_until
+from trainq import JobStatus, SpecError, cancel, submit_training
+from trainq.backlog import waiting_reason
+from trainq.client import default_store
+from trainq.config import get_settings
+from trainq.record import JobRecord
+from trainq.workers import live_workers
+
+pytestmark = pytest.mark.integration
+
+# Prints what the job saw as its result line; a short sleep makes overlaps visible.
+PROBE = [
+    sys.executable,
+    "-c",
+    "import json, os, time\n"
+    "t0 = time.time(); time.sleep(0.3)\n"
+    "seen = {k: os.environ.get(k) for k in ('CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES',\n"
+    "        'TRAINQ_GPU_IDS', 'CUDA_DEVICE_ORDER')}\n"
+    "print(json.dumps({'trainq': 'result', 'seen': seen, 't0': t0, 't1': time.time()}))\n",
+]
+HOST = get_settings().hostname
+
+
+@pytest.fixture(scope="module")
+def gpu_workers(
+    redis_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[int, Worker]]:
+    """Two simulated GPU workers, ``--gpus 0`` and ``--gpus 1``, by GPU id."""
+    folder = tmp_path_factory.mktemp("gpu-workers")
+    stamp = f"{os.getpid()}-{time.monotonic_ns()}"
+    workers = {
+        gpu: Worker(
+            f"gpu{gpu}-{stamp}@testhost",
+            folder / f"gpu{gpu}.log",
+            {"TRAINQ_SIMULATE_GPUS": "1"},
+            args=["--gpus", str(gpu)],
+        )
+        for gpu in (0, 1)
+    }
+    try:
+        for worker in workers.values():
+            worker.start()
+        yield workers
+    finally:
+        for worker in workers.values():
+            worker.stop()
+
+
+def finished(job_ids: list[str]) -> list[JobRecord]:
+    store = default_store()
+    records = [store.get(job_id) for job_id in job_ids]
+    return records if all(r.status.is_terminal for r in records) else []
+
+
+def run_all(n: int, **spec: Any) -> list[JobRecord]:
+    ids = [submit_training.delay(command=PROBE, **spec).id for _ in range(n)]
+    records = wait_until(lambda: finished(ids), 120, f"{n} jobs to finish", interval_s=0.3)
+    for r in records:
+        assert r.status == JobStatus.SUCCEEDED, r.error
+    return records
+
+
+def test_each_worker_registers_its_gpus_and_queues(gpu_workers: dict[int, Worker]) -> None:
+    live = {w.name: w for w in live_workers(get_settings())}
+
+    for gpu, worker in gpu_workers.items():
+        info = live[worker.name]
+        assert info.gpu_ids == (gpu,)
+        assert info.simulated_gpus
+        assert info.concurrency == 1
+        assert info.queues == (f"gpu.{gpu}@{HOST}", "gpus.1", f"gpus.1@{HOST}")
+
+
+def test_pinned_jobs_all_run_on_their_gpus_worker_and_see_only_it(
+    gpu_workers: dict[int, Worker],
+) -> None:
+    records = run_all(10, gpu=True, gpu_ids=[1])
+
+    for r in records:
+        assert r.queue == f"gpu.1@{HOST}"
+        (attempt,) = r.attempts
+        assert attempt.worker == gpu_workers[1].name
+        assert attempt.gpu_ids == [1]
+        assert r.result is not None
+        assert r.result["seen"] == {
+            "CUDA_VISIBLE_DEVICES": "1",
+            "NVIDIA_VISIBLE_DEVICES": "1",
+            "TRAINQ_GPU_IDS": "1",
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        }
+
+
+def test_count_jobs_spread_over_both_workers_one_at_a_time_each(
+    gpu_workers: dict[int, Worker],
+) -> None:
+    records = run_all(10, gpu=True, gpus=1)
+
+    by_worker: dict[str, list[JobRecord]] = {}
+    for r in records:
+        assert r.queue == "gpus.1"
+        by_worker.setdefault(r.attempts[0].worker or "", []).append(r)
+    assert set(by_worker) == {w.name for w in gpu_workers.values()}
+    for gpu, worker in gpu_workers.items():
+        runs = sorted(by_worker[worker.name], key=lambda r: (r.result or {})["t0"])
+        for r in runs:  # each job got its worker's own device
+            assert r.attempts[0].gpu_ids == [gpu]
+            assert (r.result or {})["seen"]["CUDA_VISIBLE_DEVICES"] == str(gpu)
+        for before, after in itertools.pairwise(runs):
+            assert (before.result or {})["t1"] <= (after.result or {})["t0"], "two at once"
+
+
+def test_train_py_on_a_pinned_worker_reports_the_visible_device(
+    gpu_workers: dict[int, Worker],
+) -> None:
+    result = submit_training.delay(epochs=1, gpu=True, gpu_ids=[0]).get(timeout=120)
+
+    assert result["cuda_visible_devices"] == "0"
+    assert result["device"] == "cpu"  # simulated: no CUDA here
+
+
+def test_a_job_naming_a_gpu_nobody_owns_waits_with_a_reason_naming_its_queue(
+    gpu_workers: dict[int, Worker],
+) -> None:
+    job_id = submit_training.delay(gpu=True, gpu_ids=[7]).id
+    try:
+        record = default_store().get(job_id)
+        reason = waiting_reason(record, get_settings())
+        assert reason == f"no live worker serves queue gpu.7@{HOST}"
+
+        shown = subprocess.run(
+            [str(BIN / "trainq"), "status", job_id],
+            capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert "waiting" in shown.stdout
+        assert f"no live worker serves queue gpu.7@{HOST}" in " ".join(shown.stdout.split())
+        assert AsyncResult(job_id).state == "PENDING"
+    finally:
+        assert cancel(job_id).status == JobStatus.CANCELLED
+
+
+def test_a_served_queued_job_gets_its_place_in_the_queue(gpu_workers: dict[int, Worker]) -> None:
+    slow = [sys.executable, "-c", "import time; time.sleep(3)"]
+    first = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
+    wait_until(lambda: default_store().get(first).status == JobStatus.RUNNING, 60, "first job")
+    second = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
+    try:
+        reason = waiting_reason(default_store().get(second), get_settings())
+        assert reason == f"in queue gpu.0@{HOST}: 0 job(s) ahead of it, served by 1 live worker"
+    finally:
+        cancel(second)
+        cancel(first)
+
+
+def test_more_gpus_than_any_live_worker_is_refused_at_submit(
+    gpu_workers: dict[int, Worker],
+) -> None:
+    before = default_store().count()
+
+    with pytest.raises(SpecError, match="gpus: asks for 2 GPUs but the largest live GPU worker"):
+        submit_training.delay(gpu=True, gpus=2)
+    with pytest.raises(SpecError, match="gpu_ids: asks for 2 GPUs"):
+        submit_training.delay(gpu=True, gpu_ids=[0, 1])
+
+    assert default_store().count() == before
+
+
+def test_a_stopped_worker_leaves_the_registry(redis_server: str, tmp_path: Any) -> None:
+    name = f"gpu5-{os.getpid()}-{time.monotonic_ns()}@testhost"
+    worker = Worker(name, tmp_path / "w.log", {"TRAINQ_SIMULATE_GPUS": "1"}, args=["--gpus", "5"])
+    worker.start()
+    try:
+        assert name in {w.name for w in live_workers(get_settings())}
+    finally:
+        worker.stop()
+    assert name not in {w.name for w in live_workers(get_settings())}
+
+
+def test_live_workers_reads_from_a_bare_redis_client(gpu_workers: dict[int, Worker]) -> None:
+    client = default_store().client
+    names = {w.name for w in live_workers(client, prefix=get_settings().key_prefix)}
+
+    assert {w.name for w in gpu_workers.values()} <= names
