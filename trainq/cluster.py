@@ -6,19 +6,13 @@ worker over the broker, so a busy or missing worker never slows a request.
 
 from __future__ import annotations
 
-from typing import cast
-
 import redis
 
+from trainq import backlog
 from trainq.config import Settings
 from trainq.status import JobStatus
 from trainq.store.redis import RedisJobStore
 from trainq.workers import WorkerInfo, live_workers
-
-# kombu's Redis transport keeps a queue's prioritised messages in sub-lists named
-# queue + "\x06\x16" + step (steps 3, 6, 9); step 0 is the queue's own list.
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
 
 
 class ClusterView:
@@ -48,12 +42,7 @@ class ClusterView:
         return {name: self.queue_length(name) for name in sorted(names)}
 
     def queue_length(self, queue: str) -> int:
-        prefix = self._settings.key_prefix
-        lists = [queue] + [f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS]
-        with self._redis.pipeline(transaction=False) as pipe:
-            for name in lists:
-                pipe.llen(prefix + name)
-            return sum(cast(list[int], pipe.execute()))
+        return backlog.queue_length(self._redis, self._settings, queue)
 
     def health(self) -> dict[str, str]:
         """'ok' or what is wrong, for Redis, the workers and their runtimes."""

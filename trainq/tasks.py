@@ -8,7 +8,7 @@ enqueues nothing). Worker side, the task hands the job to a :class:`Runner`.
 from __future__ import annotations
 
 import threading
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from celery import Task
@@ -26,7 +26,7 @@ from trainq.record import JobRecord, Progress
 from trainq.routing import queue_for
 from trainq.runner import Runner
 from trainq.runtime.base import Runtime
-from trainq.runtime.factory import make_runtime
+from trainq.runtime.factory import make_runtime, runtime_problem
 from trainq.spec import JobSpec
 from trainq.workers import Heartbeat, WorkerInfo, live_workers, registry, this_worker
 
@@ -148,7 +148,9 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
             runtime=settings.runtime,
             concurrency=settings.worker_concurrency,
         )
-    _heartbeat.append(Heartbeat(registry(settings), info, settings.worker_ttl_s / 3).start())
+    beat_s = settings.worker_ttl_s / 3
+    probe = partial(runtime_problem, settings)
+    _heartbeat.append(Heartbeat(registry(settings), info, beat_s, probe).start())
     reconciler = Reconciler(
         # Its own runtime (and Docker client): never the one forked children use.
         client.default_store(settings),

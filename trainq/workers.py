@@ -22,7 +22,7 @@ from trainq.config import Settings, get_settings
 from trainq.keys import Keys
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 log = logging.getLogger("trainq.workers")
 
@@ -127,15 +127,22 @@ def serving(queue: str, workers: Sequence[WorkerInfo]) -> list[WorkerInfo]:
 class Heartbeat:
     """Keeps this worker's registry entry alive from a daemon thread until stopped."""
 
-    def __init__(self, registry: Registry, info: WorkerInfo, interval_s: float) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        info: WorkerInfo,
+        interval_s: float,
+        probe: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._registry = registry
         self.info = info
+        self._probe = probe  # what is wrong with the runtime now, or None
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="heartbeat")
 
     def start(self) -> Heartbeat:
-        self._registry.beat(self.info)
+        self._beat()
         self._thread.start()
         return self
 
@@ -151,9 +158,13 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                self._registry.beat(self.info)
+                self._beat()
             except redis.RedisError as exc:  # Redis restarting: try again next beat
                 log.warning("worker heartbeat failed: %s", exc)
+
+    def _beat(self) -> None:
+        self.info = self.info.model_copy(update={"runtime_error": self._probe()})
+        self._registry.beat(self.info)
 
 
 # The worker command declares what this process serves before Celery starts; the

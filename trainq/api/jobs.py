@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
-from trainq import client, logreader
+from trainq import backlog, client, logreader
 from trainq.api.auth import TokenCheck
 from trainq.api.models import (
     NOT_FOUND,
@@ -106,7 +106,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
                 422, [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]
             ) from None
         return JobList(
-            jobs=[JobView.model_validate(r, from_attributes=True) for r in page.records],
+            jobs=[view(r) for r in page.records],
             next_cursor=page.next_cursor,
         )
 
@@ -117,7 +117,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         summary="One job: status, progress, attempts, error",
     )
     def get_job(job_id: JobIdPath) -> JobView:
-        return view(client.get_job(job_id))
+        record = client.get_job(job_id)
+        return view(record, waiting=backlog.waiting_reason(record, settings))
 
     @api.delete(
         "/{job_id}",
@@ -182,8 +183,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
     return api
 
 
-def view(record: JobRecord) -> JobView:
-    return JobView.model_validate(record, from_attributes=True)
+def view(record: JobRecord, waiting: str | None = None) -> JobView:
+    return JobView(**dict(record), waiting=waiting)
 
 
 def _text(lines: Iterator[LogLine]) -> Iterator[str]:

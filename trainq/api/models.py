@@ -41,8 +41,13 @@ class JobList(BaseModel):
 
 class WorkerView(BaseModel):
     name: str
+    hostname: str
     queues: list[str]
-    gpus: list[int] = Field(default_factory=list)
+    gpus: list[int] = Field(description="The GPU ids it owns; empty: a CPU worker")
+    gpu_uuids: list[str]
+    runtime: str
+    concurrency: int
+    runtime_error: str | None = Field(description="Why its runtime cannot run jobs now")
 
 
 class Figures(BaseModel):

@@ -11,6 +11,7 @@ from trainq.api.models import UNAUTHORIZED, Figures, Health, Stats, WorkerView
 from trainq.cluster import ClusterView
 from trainq.config import Settings
 from trainq.status import JobStatus
+from trainq.workers import WorkerInfo
 
 
 def router(check: TokenCheck, settings: Settings) -> APIRouter:
@@ -35,7 +36,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         return Stats(
             jobs={status.value: count for status, count in view.jobs_by_status().items()},
             queues=view.queue_lengths(),
-            workers=[WorkerView(name=w.name, queues=w.queues, gpus=w.gpus) for w in view.workers()],
+            workers=[_worker(w) for w in view.workers()],
             figures=Figures(
                 finished=done,
                 succeeded=finished[JobStatus.SUCCEEDED],
@@ -74,3 +75,16 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         return Response(metrics.exposition(cluster()), media_type=CONTENT_TYPE_LATEST)
 
     return api
+
+
+def _worker(info: WorkerInfo) -> WorkerView:
+    return WorkerView(
+        name=info.name,
+        hostname=info.hostname,
+        queues=list(info.queues),
+        gpus=info.gpus,
+        gpu_uuids=list(info.gpu_uuids),
+        runtime=info.runtime,
+        concurrency=info.concurrency,
+        runtime_error=info.runtime_error,
+    )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import docker.errors
+import requests.exceptions
+from docker.client import DockerClient
+
+import docker
 from trainq.config import Settings, inherited_env
 from trainq.errors import RuntimeFault, TrainqError
 from trainq.images import image_allowed
@@ -53,3 +58,20 @@ def check_runtime(settings: Settings) -> str:
         image = f"{settings.default_image} (missing: build it with `make image`)"
     client.close()
     return f"docker (engine {version}, default image {image})"
+
+
+def runtime_problem(settings: Settings) -> str | None:
+    """What keeps this host's runtime from running jobs now, or None (each heartbeat)."""
+    if settings.runtime != "docker":
+        return None
+    try:
+        engine = DockerClient.from_env(timeout=5)
+    except docker.errors.DockerException as exc:
+        return f"no Docker engine answers: {exc}"
+    try:
+        engine.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return f"the Docker engine does not answer: {exc}"
+    finally:
+        engine.close()
+    return None
