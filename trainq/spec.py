@@ -32,6 +32,7 @@ _IMAGE_RE = re.compile(
     r"[a-z0-9]+(?:[._\-/][a-z0-9]+)*"
     r"(?::[\w][\w.\-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
+SIZE_PATTERN = r"^[0-9]+[bkmgBKMG]?$"
 _SIZE_RE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -87,8 +88,12 @@ class JobSpec(BaseModel):
     )
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
     cpus: float | None = Field(default=None, gt=0, le=1024, strict=True, allow_inf_nan=False)
-    memory: str | None = Field(default=None, description="Memory limit, e.g. 4g")
-    shm_size: str | None = Field(default=None, description="/dev/shm size, e.g. 1g")
+    memory: str | None = Field(
+        default=None, pattern=SIZE_PATTERN, description="Memory limit, e.g. 4g"
+    )
+    shm_size: str | None = Field(
+        default=None, pattern=SIZE_PATTERN, description="/dev/shm size, e.g. 1g"
+    )
     name: Name | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 

@@ -228,7 +228,7 @@ def test_malformed_requests_get_4xx_json_never_5xx(api: httpx.Client) -> None:
     assert cases[-1].headers["Allow"] == "GET, POST"
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(300)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     redis_server: str, tmp_path: Path
 ) -> None:
@@ -243,13 +243,17 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
                 "--header", f"Authorization: Bearer {TOKEN}",
                 "--checks", "all",
                 # DELETE cancels a job and keeps its record: GET after it is not a 404.
-                "--exclude-checks", "use_after_free",
+                # Some valid-looking specs are refused by rules no JSON schema states
+                # (the image allow-list, cluster limits, gpu=false with gpu_ids).
+                "--exclude-checks", "use_after_free,positive_data_acceptance",
                 "--exclude-path", "/health",
                 "--max-examples", "10",
+                # ?follow=true on a job that never starts here streams until cut off.
+                "--request-timeout", "2",
                 "--seed", "1",
                 "--suppress-health-check", "all",
             ],
-            capture_output=True, text=True, timeout=540, cwd=tmp_path, check=False,
+            capture_output=True, text=True, timeout=280, cwd=tmp_path, check=False,
         )  # fmt: skip
     finally:
         server.stop()

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -30,6 +29,9 @@ trainq's Celery workers.
 Every endpoint but `/health` needs `Authorization: Bearer <token>`, a token from
 the server's `TRAINQ_API_TOKENS`.
 """
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 class ApiRefused(TrainqError):
@@ -76,14 +78,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI's answer, except that a ``405`` lists every method the path has."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
-        allowed = sorted(
-            {
-                method
-                for route in request.app.routes
-                if isinstance(route, APIRoute) and route.matches(request.scope)[0] != Match.NONE
-                for method in route.methods or ()
-            }
-        )
+        routes = request.app.router.routes
+        allowed = [
+            method
+            for method in _METHODS
+            if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+        ]
         exc = StarletteHTTPException(405, exc.detail, headers={"Allow": ", ".join(allowed)})
     return await http_exception_handler(request, exc)
 

@@ -22,7 +22,6 @@ from trainq.api.models import (
     Problem,
 )
 from trainq.config import Settings
-from trainq.errors import SpecError
 from trainq.logstream import LogLine
 from trainq.record import JobRecord
 from trainq.spec import JobSpec
@@ -46,6 +45,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
             **UNAUTHORIZED,
             200: {"model": JobAccepted, "description": "Same Idempotency-Key: the first job"},
             400: {"model": Problem, "description": "The body is not JSON"},
+            409: {"model": Problem, "description": "Two different idempotency keys"},
             413: {"model": Problem, "description": "Body over the size limit"},
         },
         summary="Submit a training job",
@@ -69,8 +69,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         values = spec.model_dump(mode="json", exclude_unset=True)
         if idempotency_key is not None:
             if spec.idempotency_key not in (None, idempotency_key):
-                raise SpecError(
-                    "invalid job spec: idempotency_key: differs from the Idempotency-Key header"
+                raise HTTPException(
+                    409, "the body's idempotency_key differs from the Idempotency-Key header"
                 )
             values["idempotency_key"] = idempotency_key
         new_id = str(uuid.uuid4())
