@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -11,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.harness import BIN, REPO, Worker, wait_until
@@ -104,27 +106,57 @@ def test_search_across_jobs_names_job_and_attempt_and_filters_work(
     assert bad.returncode == 2 and "since" in bad.stderr
 
 
-def test_flower_shows_the_job_in_progress_state(docker_worker: Worker, tmp_path: Path) -> None:
+def test_flower_needs_its_password_and_shows_the_job_in_progress(
+    docker_worker: Worker, tmp_path: Path
+) -> None:
     port = free_port()
+    env = {**os.environ, "TRAINQ_FLOWER_BASIC_AUTH": "admin:flower-pw"}
     flower = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "trainq", "flower", f"--port={port}", "--address=127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        [str(BIN / "trainq"), "flower", f"--port={port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    auth = ("admin", "flower-pw")
     try:
-        wait_until(lambda: _get(f"http://127.0.0.1:{port}/healthcheck") is not None, 60, "Flower")
+        wait_until(lambda: _status(f"{base}/healthcheck") == 200, 60, "Flower")
         slow = ["python3", "/app/train.py", "--epoch-sleep-s", "1.5"]
         r = submit_training.delay(epochs=4, command=slow)
 
         def in_progress() -> bool:
-            # The task page's state badge (Flower's JSON API needs auth; the page does not).
-            page = _get(f"http://127.0.0.1:{port}/task/{r.id}") or {}
-            return ">PROGRESS</span>" in str(page.get("body", ""))
+            reply = httpx.get(f"{base}/api/task/info/{r.id}", auth=auth, timeout=2)
+            return reply.status_code == 200 and reply.json().get("state") == "PROGRESS"
 
-        wait_until(in_progress, 90, "Flower's task page to show PROGRESS", interval_s=0.3)
+        wait_until(in_progress, 90, "Flower to show the task in PROGRESS", interval_s=0.3)
+        assert _status(f"{base}/api/task/info/{r.id}") == 401
+        assert _status(f"{base}/task/{r.id}") == 401
+        assert (
+            httpx.get(f"{base}/api/workers", auth=("admin", "wrong"), timeout=5).status_code == 401
+        )
         assert r.get(timeout=120)["final_loss"] > 0
+        metrics = httpx.get(f"{base}/metrics", auth=auth, timeout=5).text
+        # Runtime buckets fit hours-long jobs, not Prometheus' default 10 s top bucket.
+        assert 'flower_task_runtime_seconds_bucket{le="86400.0"' in metrics
     finally:
         flower.terminate()
         flower.wait(20)
+
+
+def test_flower_refuses_to_start_without_a_password(redis_server: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRAINQ_FLOWER_BASIC_AUTH"}
+    started = subprocess.run(
+        [str(BIN / "trainq"), "flower", f"--port={free_port()}"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert started.returncode == 2
+    assert "TRAINQ_FLOWER_BASIC_AUTH" in started.stderr
+
+
+def _status(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
 
 
 def _get(url: str) -> dict[str, object] | None:
