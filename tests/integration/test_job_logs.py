@@ -8,7 +8,6 @@ import queue
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,16 +156,3 @@ def _status(url: str) -> int | None:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return None
-
-
-def _get(url: str) -> dict[str, object] | None:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            body = reply.read().decode()
-    except OSError:
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {"body": body}
-    return data if isinstance(data, dict) else {"body": body}
