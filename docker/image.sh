@@ -3,6 +3,7 @@
 #
 #   docker/image.sh train     the standard training image (TRAINQ_DEFAULT_IMAGE)
 #   docker/image.sh service   the worker/Flower/API image (TRAINQ_SERVICE_IMAGE)
+#   docker/image.sh redis     Redis for docker-compose.yml (TRAINQ_REDIS_IMAGE)
 #
 # The base is the registry's Python image when a registry answers, else a Debian
 # bookworm base built here with debootstrap (docker/base-image.sh). Python packages
@@ -50,9 +51,16 @@ case "${1:-}" in
     pip wheel -q --no-deps -w "$ctx/wheelhouse" .
     # Debian bookworm has Python 3.11.2, and redis needs async-timeout below 3.11.3:
     # the host's newer Python would not download it.
+    whl=$(ls "$ctx"/wheelhouse/trainq-*.whl)
     pip download -q --only-binary=:all: -d "$ctx/wheelhouse" \
-      "$ctx"/wheelhouse/trainq-*.whl 'async-timeout>=4.0.3' 
+      "trainq[gpu] @ file://$PWD/$whl" 'async-timeout>=4.0.3'
+
     build docker/service.Dockerfile "$ctx" "$(setting service_image)"
     ;;
-  *) say "usage: $0 train|service"; exit 2 ;;
+  redis)
+    ctx=build/redis-context
+    mkdir -p "$ctx"
+    build docker/redis.Dockerfile "$ctx" "$(setting redis_image)"
+    ;;
+  *) say "usage: $0 train|service|redis"; exit 2 ;;
 esac

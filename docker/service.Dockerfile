@@ -8,7 +8,7 @@ ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 COPY wheelhouse/ /tmp/wheelhouse/
 RUN python3 -m pip install --no-index --find-links /tmp/wheelhouse --break-system-packages \
-        trainq \
+        "trainq[gpu]" \
     && rm -rf /tmp/wheelhouse
 
 RUN useradd --create-home --uid 1000 --user-group trainq

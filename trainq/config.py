@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     checkpoint_dir: Path = Path("checkpoints")
     default_image: str = "trainq-train:latest"
     service_image: str = "trainq:latest"
+    redis_image: str = "trainq-redis:latest"  # docker-compose.yml's Redis
     # `make image` builds FROM the registry base when a registry answers, else FROM a
     # base made locally with debootstrap and tagged offline_base_image.
     registry_base_image: str = "python:3.11-slim-bookworm"
