@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install image service-image docker demo test lint unit integration e2e faults gpu-check bench clean
+.PHONY: install image service-image compose-images compose-check docker demo test lint unit integration e2e faults gpu-check bench clean
 
 install: $(STAMP)
 
@@ -25,12 +25,22 @@ image: docker
 service-image: docker
 	bash docker/image.sh service
 
+# docker-compose.yml's images (training, service, Redis) and a Compose client.
+compose-images: image service-image
+	bash docker/image.sh redis
+	bash docker/host.sh compose-bin
+
+# The Compose stack end to end: up, a job through the API, down.
+compose-check: compose-images
+	bash docker/compose-check.sh
+
 # The elapsed time it prints counts from here: set-up, image build and the job.
 demo:
 	@start=$$(date +%s); $(MAKE) --no-print-directory image && DEMO_STARTED=$$start bash docker/demo.sh
 
 test: install lint image
 	bash docker/host.sh redis-bin
+	bash docker/host.sh compose-bin
 	$(BIN)/python -m pytest
 
 lint: install
@@ -47,6 +57,7 @@ integration: install image
 
 e2e: install image
 	bash docker/host.sh redis-bin
+	bash docker/host.sh compose-bin
 	$(BIN)/python -m pytest tests/e2e
 
 faults: install image

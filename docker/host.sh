@@ -8,6 +8,8 @@
 #   docker/host.sh redis-down  stop the redis-server that redis-up started, if any
 #   docker/host.sh docker-up   make `docker info` work: install docker.io if needed and
 #                              start dockerd in the background if none answers
+#   docker/host.sh compose-bin install a Compose client (Debian's docker-compose) if
+#                              neither `docker compose` nor `docker-compose` works
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the script
 # prints exactly what to install and exits 1. Settings come from trainq itself
@@ -87,10 +89,16 @@ docker_up() {
   say "dockerd is up"
 }
 
+compose_bin() {
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null \
+    || apt_install docker-compose
+}
+
 case "${1:-}" in
   redis-bin) redis_bin ;;
   redis-up) redis_up ;;
   redis-down) redis_down ;;
   docker-up) docker_up ;;
-  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up"; exit 2 ;;
+  compose-bin) compose_bin ;;
+  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up|compose-bin"; exit 2 ;;
 esac
