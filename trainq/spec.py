@@ -89,10 +89,14 @@ class JobSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict, max_length=256)
     cpus: float | None = Field(default=None, gt=0, le=1024, strict=True, allow_inf_nan=False)
     memory: str | None = Field(
-        default=None, pattern=SIZE_PATTERN, description="Memory limit, e.g. 4g"
+        default=None,
+        json_schema_extra={"pattern": SIZE_PATTERN},
+        description="Memory limit, e.g. 4g",
     )
     shm_size: str | None = Field(
-        default=None, pattern=SIZE_PATTERN, description="/dev/shm size, e.g. 1g"
+        default=None,
+        json_schema_extra={"pattern": SIZE_PATTERN},
+        description="/dev/shm size, e.g. 1g",
     )
     name: Name | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)

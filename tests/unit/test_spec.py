@@ -36,13 +36,20 @@ def test_spec_error_is_a_value_error() -> None:
         JobSpec.parse({"epochs": -1})
 
 
+def test_whole_floats_are_integers_as_in_json_schema() -> None:
+    spec = JobSpec.parse({"epochs": 5.0, "gpu": True, "gpu_ids": [1.0]})
+
+    assert spec.epochs == 5 and isinstance(spec.epochs, int)
+    assert spec.gpu_ids == [1] and isinstance(spec.gpu_ids[0], int)
+
+
 @pytest.mark.parametrize(
     ("data", "field", "rule"),
     [
         ({"epochs": -1}, "epochs", "greater than or equal to 1"),
         ({"epochs": 0}, "epochs", "greater than or equal to 1"),
         ({"epochs": "5"}, "epochs", "valid integer"),
-        ({"epochs": 5.0}, "epochs", "valid integer"),
+        ({"epochs": 5.5}, "epochs", "valid integer"),
         ({"epochs": True}, "epochs", "valid integer"),
         ({"batch_size": 0}, "batch_size", "greater than or equal to 1"),
         ({"learning_rate": 0}, "learning_rate", "greater than 0"),

@@ -77,8 +77,9 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         job_id = submit_training.apply_async(kwargs=values, task_id=new_id).id
         url = f"/train/{job_id}"
         response.headers["Location"] = url
-        if job_id != new_id:
-            response.status_code = 200  # the key's first job
+        if job_id == new_id:
+            return JobAccepted(id=job_id, status=JobStatus.QUEUED, url=url)
+        response.status_code = 200  # the key's first job, in whatever status it is now
         return JobAccepted(id=job_id, status=client.get_job(job_id).status, url=url)
 
     @api.get(
