@@ -1,4 +1,6 @@
-"""The ``trainq`` command: worker, submit, status, list.
+"""The ``trainq`` job commands: submit, status, cancel, logs, list (and main).
+
+The long-running commands (worker, api, flower) are in :mod:`trainq.daemons`.
 
 Exit codes: 0 success (with ``--wait``: the job succeeded), 1 the job did not
 succeed or was not found, 2 invalid input (nothing was enqueued).
@@ -8,18 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from trainq import client
+from trainq import (
+    client,
+    daemons,  # noqa: F401  (registers worker, api and flower first)
+)
 from trainq.config import get_settings
+from trainq.console import JobId, RecordAsJson, cli, err, fail, out
 from trainq.devices import parse_ids
 from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
 from trainq.logs import configure as configure_logs
@@ -32,103 +36,6 @@ from trainq.store.base import every_job
 from trainq.view import ProgressView, clock, describe_record
 
 log = logging.getLogger("trainq.cli")
-# Options several commands share, spelled once.
-JobId = Annotated[str, typer.Argument(help="Job id")]
-RecordAsJson = Annotated[bool, typer.Option("--json", help="Print the job record as JSON")]
-cli = typer.Typer(
-    name="trainq",
-    help="Run training jobs in containers through Celery.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-# Piped output is read by people too: do not squeeze it into 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-@cli.command()
-def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once")] = None,
-    name: Annotated[str, typer.Option(help="Worker node name")] = "trainq@%h",
-    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
-    gpus: Annotated[
-        str | None,
-        typer.Option(help="Own these GPUs (0, 2,3 or auto) and run one job at a time on them"),
-    ] = None,
-) -> None:
-    """Start a prefork Celery worker that runs jobs on the configured runtime."""
-    from trainq import startup, workers
-    from trainq.runtime.factory import check_runtime
-    from trainq.tasks import app
-
-    settings = get_settings()
-    try:
-        runtime = check_runtime(settings)  # fail here, not in every job
-        plan = startup.plan(
-            settings,
-            name=name,
-            gpus=gpus,
-            concurrency=concurrency,
-            loglevel=loglevel,
-            runtime=settings.runtime,
-        )
-    except TrainqError as exc:
-        raise _fail(str(exc), 2) from None
-    workers.declare(plan.info)  # the pool's children inherit it: they know their GPUs
-    os.nice(settings.worker_nice)  # the jobs come first; the process runtime's too (reset)
-    info = plan.info
-    owned = ",".join(str(i) for i in info.gpu_ids) or "none"
-    simulated = " (simulated)" if info.simulated_gpus else ""
-    err.print(
-        f"trainq worker: runtime={runtime} gpus={owned}{simulated} "
-        f"queues={','.join(info.queues)} concurrency={info.concurrency} "
-        f"redis={settings.redis_url}",
-        highlight=False,
-    )
-    app.worker_main(plan.celery_argv)
-
-
-@cli.command()
-def api(
-    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
-    workers: Annotated[int | None, typer.Option(help="Server processes")] = None,
-) -> None:
-    """Serve the REST API (Swagger at /docs); needs TRAINQ_API_TOKENS."""
-    from trainq.server import serve_api
-
-    settings = get_settings()
-    configure_logs("api", settings.log_dir)
-    try:
-        serve_api(
-            settings,
-            host or settings.api_host,
-            port or settings.api_port,
-            workers or settings.api_workers,
-        )
-    except TrainqError as exc:
-        raise _fail(str(exc), 2) from None
-
-
-@cli.command()
-def flower(
-    port: Annotated[int | None, typer.Option(help="Port (default 5555)")] = None,
-    address: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-) -> None:
-    """Serve Flower with basic auth (TRAINQ_FLOWER_BASIC_AUTH) and trainq's broker options."""
-    from trainq.server import serve_flower
-
-    settings = get_settings()
-    try:
-        serve_flower(settings, port or settings.flower_port, address)
-    except TrainqError as exc:
-        raise _fail(str(exc), 2) from None
 
 
 @cli.command(context_settings={"allow_extra_args": False})
@@ -188,9 +95,9 @@ def submit(
         job_id = submit_training.apply_async(kwargs=spec).id
         log.info("submitted job %s", job_id)
     except SpecError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     except TrainqError as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), 1) from None
     if not wait:
         _emit(client.get_job(job_id), as_json, brief=True)
         return
@@ -211,7 +118,7 @@ def status(
     try:
         record = _wait(job_id, live=not as_json) if watch else client.get_job(job_id)
     except JobNotFound as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), 1) from None
     _emit(record, as_json, waiting=None if as_json else _waiting(record))
 
 
@@ -233,12 +140,12 @@ def cancel(
             # The supervisor stops the container (SIGTERM, grace, SIGKILL), then records.
             record = client.wait_for(job_id, timeout_s=settings.stop_grace_s + 60)
     except (JobNotFound, AlreadyFinished) as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), 1) from None
     except TimeoutError as exc:
-        raise _fail(f"{exc}; its supervisor may be gone: the reconciler finishes it", 1) from None
+        raise fail(f"{exc}; its supervisor may be gone: the reconciler finishes it", 1) from None
     _emit(record, as_json, brief=not as_json)
     if record.status.is_terminal and record.status != JobStatus.CANCELLED:
-        raise _fail(f"job {job_id} ended {record.status} before the cancel took effect", 1)
+        raise fail(f"job {job_id} ended {record.status} before the cancel took effect", 1)
 
 
 @cli.command("logs")
@@ -265,11 +172,11 @@ def show_logs(
             grep=pattern,
         )
     except (re.error, ValueError) as exc:
-        raise _fail(f"invalid option: {exc}", 2) from None
+        raise fail(f"invalid option: {exc}", 2) from None
     stream = client.log_stream()
     if job_id is None:
         if pattern is None:
-            raise _fail("name a job, or search every job with --grep REGEX", 2)
+            raise fail("name a job, or search every job with --grep REGEX", 2)
         records = every_job(client.default_store())
         for line in logreader.search(records, stream, pattern):
             _print_line(line, as_json, prefix=f"{line.job_id} [{line.attempt}] ")
@@ -277,7 +184,7 @@ def show_logs(
     try:
         record = client.get_job(job_id)
     except JobNotFound as exc:
-        raise _fail(str(exc), 1) from None
+        raise fail(str(exc), 1) from None
     dropped = stream.dropped(job_id)
     if follow_:
         lines = logreader.follow(
@@ -308,7 +215,7 @@ def list_(
     try:
         page = client.list_jobs(status=status, limit=limit, cursor=cursor)
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     if as_json:
         payload = {
             "jobs": [r.model_dump(mode="json") for r in page.records],
