@@ -97,8 +97,8 @@ def report(benchmark: str, figures: list[Figure]) -> Path:
     """Write the figures (:func:`write`) and print them, one line each."""
     path = write(benchmark, figures)
     for f in figures:
-        base = "" if f.baseline is None else f" (baseline {_num(f.baseline)}, ratio {_num(f.ratio)})"
-        met = "" if f.met is None else f" goal {f.goal_on} {f.goal}: {'met' if f.met else 'NOT MET'}"
+        base = f" (baseline {_num(f.baseline)}, ratio {_num(f.ratio)})" if f.baseline else ""
+        met = f" goal {f.goal_on} {f.goal}: {'met' if f.met else 'NOT MET'}" if f.goal else ""
         print(f"{benchmark}: {f.name}: {_num(f.value)} {f.unit}{base}{met}", flush=True)
     return path
 
