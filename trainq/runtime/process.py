@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -95,7 +96,7 @@ class ProcessRuntime:
         with self._lock:
             spool = self._spools[handle]
         pending = b""
-        with spool.open("rb") as stream:
+        with spool.open("rb") as stream, _ExitSignal(proc) as exited:
             while True:
                 chunk = stream.read(_READ_CHUNK)
                 if chunk:
@@ -110,7 +111,7 @@ class ProcessRuntime:
                     for raw in [*lines, last] if last else lines:
                         yield raw.decode("utf-8", errors="replace").rstrip("\r")
                     return
-                time.sleep(_IDLE_POLL_S)
+                exited.wait(_IDLE_POLL_S)  # wakes at once when it exits
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         proc = self._proc(handle)
@@ -167,6 +168,33 @@ class ProcessRuntime:
     def _signal_group(proc: subprocess.Popen[bytes], signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
+
+
+class _ExitSignal:
+    """Sleeps until a process exits or a timeout passes, whichever comes first.
+
+    A pidfd (Linux >= 5.3) becomes readable when the process exits, so the reader
+    wakes at once instead of at its next poll; elsewhere it is a plain sleep.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._fd: int | None = None
+
+    def __enter__(self) -> _ExitSignal:
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd here, or reaped
+            self._fd = os.pidfd_open(self._proc.pid)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def wait(self, timeout_s: float) -> None:
+        if self._fd is None:
+            time.sleep(timeout_s)
+        else:
+            select.select([self._fd], [], [], timeout_s)
 
 
 def _group_leaders_of(job_id: str) -> list[int]:
