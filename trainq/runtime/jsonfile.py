@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 _READ_CHUNK = 1 << 16
 _IDLE_POLL_S = 0.05
+_decode = json.JSONDecoder().decode
 
 
 class JsonFileLog:
@@ -115,8 +116,9 @@ def _inode(handle: BinaryIO) -> int:
 
 
 def _message(raw: bytes) -> str:
+    text = raw.decode("utf-8", errors="replace")
     try:
-        entry = json.loads(raw)
+        entry = _decode(text)  # a str: json.loads of bytes guesses their encoding each time
     except ValueError:
-        return raw.decode("utf-8", errors="replace") + "\n"
+        return text + "\n"
     return str(entry.get("log", ""))
