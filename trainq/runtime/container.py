@@ -299,27 +299,25 @@ class _ExitWatch:
         self._done.set()
 
     def _wait(self) -> None:
-        try:
-            client = DockerClient.from_env()
-        except docker.errors.DockerException:
-            self.ended.set()  # no engine: the reader reads what there is and stops
-            return
+        client: DockerClient | None = None
         try:
             while not self._done.is_set():
                 try:
+                    client = client or DockerClient.from_env()
                     client.api.wait(self._id, timeout=_EXIT_WATCH_SLICE_S)
-                except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                    continue
+                except requests.exceptions.ReadTimeout:
+                    continue  # still running after a slice
                 except docker.errors.NotFound:
-                    pass
-                except _ENGINE_ERRORS:
-                    # The engine blinked: look again shortly, as a poll would.
+                    pass  # removed: it has ended
+                except (docker.errors.DockerException, *_ENGINE_ERRORS):
+                    # The engine blinked or restarts: look again shortly, as a poll would.
                     self._done.wait(_RESUME_PAUSE_S)
                     continue
                 self.ended.set()
                 return
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
 
 class _Lines:
