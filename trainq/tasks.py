@@ -52,7 +52,7 @@ class TrainingTask(Task):  # type: ignore[misc]
 
         def send(payload: dict[str, Any], job_id: str) -> object:
             # The message's kwargs summary for monitors (Flower): Celery's own saferepr of
-            # the spec took a third of a submit's time; repr() says the same.
+            # the spec cost a quarter of a submit (profiled); repr() says the same.
             summary = repr(payload)[: app.amqp.kwargsrepr_maxsize]
             return super(TrainingTask, self).apply_async(
                 kwargs=payload, task_id=job_id, **{"kwargsrepr": summary, **options}
