@@ -72,7 +72,8 @@ gpu-check: install
 	$(BIN)/python -m pytest -m gpu tests/gpu -rs
 
 # Benchmarks: figures against baselines measured in the same run (docs/benchmarks.md).
-BENCHMARKS := retry logs
+# One alone: make bench BENCHMARKS=dispatch (or .venv/bin/python -m benchmarks.dispatch).
+BENCHMARKS := dispatch throughput logs submit many memory retry
 bench: install image
 	bash docker/host.sh redis-bin
 	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done

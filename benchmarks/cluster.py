@@ -12,6 +12,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainq.testing import WorkerProcess
 
 STATE = Path(tempfile.mkdtemp(prefix="trainq-bench-"))
 with socket.socket() as _s:
@@ -30,20 +34,43 @@ os.environ.update(
 
 
 @contextmanager
-def cluster(workers: int, runtime: str) -> Iterator[list[object]]:
-    """Redis plus ``workers`` prefork workers on ``runtime``; all stopped afterwards."""
-    from trainq.testing import RedisServer, WorkerProcess
+def cluster(
+    workers: int, runtime: str, env: dict[str, str] | None = None
+) -> Iterator[list[WorkerProcess]]:
+    """Redis plus ``workers`` prefork workers on ``runtime`` (and ``env``); all stopped after."""
+    with redis_server(), worker_processes(workers, runtime, env) as started:
+        yield started
 
-    redis_server = RedisServer(STATE / "redis", port=PORT).start()
+
+@contextmanager
+def redis_server() -> Iterator[None]:
+    """The private redis-server, for one benchmark's whole run (clients keep connections)."""
+    from trainq.testing import RedisServer
+
+    server = RedisServer(STATE / "redis", port=PORT).start()
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+@contextmanager
+def worker_processes(
+    workers: int, runtime: str, env: dict[str, str] | None = None
+) -> Iterator[list[WorkerProcess]]:
+    """``workers`` prefork workers on ``runtime`` against the private Redis."""
+    from trainq.testing import WorkerProcess
+
     started: list[WorkerProcess] = []
     try:
         for n in range(workers):
             worker = WorkerProcess(
-                f"bench{n}@benchhost", STATE / f"worker{n}.log", {"TRAINQ_RUNTIME": runtime}
+                f"bench{n}-{runtime}@benchhost",
+                STATE / f"worker{n}-{runtime}.log",
+                {"TRAINQ_RUNTIME": runtime, **(env or {})},
             )
             started.append(worker.start())
         yield list(started)
     finally:
         for worker in started:
             worker.stop()
-        redis_server.stop()

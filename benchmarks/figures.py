@@ -2,19 +2,25 @@
 
 Each figure is ``{"name", "unit", "value", "baseline", "ratio", "goal", "met"}``:
 ``ratio`` is value / baseline from the same run, ``goal`` a readable target such as
-``">= 0.40"`` and ``met`` whether the figure it applies to (``goal_on``) meets it.
+``"ratio >= 0.98"`` and ``met`` whether the quantity it names meets it: ``value``,
+``ratio``, or ``overhead`` (value - baseline).
+
+The one timing helper is :func:`interleave`: it runs the trainq variant and its bare
+baseline alternately, round after round (the order flipped every round), so the
+machine's drift and noise fall on both alike.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import operator
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -24,6 +30,7 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "==": operator.eq,
 }
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class Figure:
     value: float
     baseline: float | None
     goal: str  # "<op> <number>", e.g. ">= 0.98"; "" when there is none
-    goal_on: Literal["value", "ratio"] = "value"
+    goal_on: Literal["value", "ratio", "overhead"] = "value"
     ratio: float | None = field(init=False)
     met: bool | None = field(init=False)
 
@@ -43,7 +50,11 @@ class Figure:
         met = None
         if self.goal:
             op, number = self.goal.split()
-            subject = self.value if self.goal_on == "value" else ratio
+            subject = {
+                "value": self.value,
+                "ratio": ratio,
+                "overhead": None if self.baseline is None else self.value - self.baseline,
+            }[self.goal_on]
             met = subject is not None and _COMPARE[op](subject, float(number))
         object.__setattr__(self, "met", met)
 
@@ -61,6 +72,37 @@ def timed() -> Iterator[Callable[[], float]]:
     yield lambda: time.perf_counter() - start
 
 
+def interleave(rounds: int, variants: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
+    """Run every variant once per round, alternating their order; what each returned.
+
+    A variant returns its own measurement (a duration from :func:`timed`, a rate, a
+    record), so one helper serves every benchmark.
+    """
+    results: dict[str, list[T]] = {name: [] for name in variants}
+    names = list(variants)
+    for n in range(rounds):
+        for name in names if n % 2 == 0 else reversed(names):
+            results[name].append(variants[name]())
+    return results
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), nearest rank: a value that was measured."""
+    ordered = sorted(samples)
+    rank = max(math.ceil(q / 100 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def report(benchmark: str, figures: list[Figure]) -> Path:
+    """Write the figures (:func:`write`) and print them, one line each."""
+    path = write(benchmark, figures)
+    for f in figures:
+        base = f" (baseline {_num(f.baseline)}, ratio {_num(f.ratio)})" if f.baseline else ""
+        met = f" goal {f.goal_on} {f.goal}: {'met' if f.met else 'NOT MET'}" if f.goal else ""
+        print(f"{benchmark}: {f.name}: {_num(f.value)} {f.unit}{base}{met}", flush=True)
+    return path
+
+
 def write(benchmark: str, figures: list[Figure]) -> Path:
     """Write benchmarks/results/<benchmark>.json and refresh docs/benchmarks.md."""
     RESULTS.mkdir(exist_ok=True)
@@ -74,8 +116,11 @@ def _write_table() -> None:
     rows = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (one benchmark alone: `.venv/bin/python -m benchmarks.NAME`).",
-        "Ratios compare against a baseline measured in the same run.",
+        "Written by `make bench`; one benchmark alone: `make bench BENCHMARKS=NAME` or",
+        "`.venv/bin/python -m benchmarks.NAME` (each takes `--help`). Ratios compare",
+        "against a baseline measured in the same run, interleaved with it. `overhead`",
+        "is value - baseline. What each benchmark does: the docstring of",
+        "`benchmarks/NAME.py`.",
         "",
         "| benchmark | figure | value | unit | baseline | ratio | goal | met |",
         "|---|---|---|---|---|---|---|---|",

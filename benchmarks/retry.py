@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
-from benchmarks.figures import Figure, timed, write
+from benchmarks.figures import Figure, report, timed
 
 # Decides from the job id, attempt and seed (not from chance at run time) whether
 # this attempt is preempted, so both runs meet the same faults.
@@ -89,9 +89,7 @@ def main() -> None:
         Figure("attempts per user-error job", "attempts", max(bug_attempts), None, "== 1"),
         Figure("benchmark wall time", "s", took_s, None, ""),
     ]
-    path = write("retry", figures)
-    for f in figures:
-        print(f"{f.name}: {f.value:.4g} {f.unit} (baseline {f.baseline}, met {f.met})")
+    path = report("retry", figures)
     print(f"fault rate {args.fault_rate}: {failed_off}/{args.jobs} failed without retries, "
           f"{failed_on}/{args.jobs} with; written to {path}")  # fmt: skip
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from trainq.logs import record
+from trainq.logs import line_formatter, record
 from trainq.logstream import LogStream
 
 # Lines are flushed (file and stream) at least this often, and in batches this big.
@@ -49,6 +49,7 @@ class JobLog:
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._batch: list[tuple[int, float, str]] = []
         self._flushed_at = time.monotonic()
+        self._format = line_formatter("job", job_id=job_id, attempt=attempt)
         self._event("attempt_started", f"attempt {attempt} started")
 
     def write(self, line: str) -> None:
@@ -57,7 +58,7 @@ class JobLog:
         self._tail.append(line)
         self._batch.append((self.attempt, now, line))
         if not self._truncated:
-            text = record("job", line, job_id=self.job_id, attempt=self.attempt, ts=now) + "\n"
+            text = self._format(line, now) + "\n"
             self._written += len(text.encode("utf-8"))
             if self._written > self._max_bytes:
                 self._truncate()

@@ -12,8 +12,10 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,21 @@ def record(
         **extra,
     }
     return json.dumps(line, ensure_ascii=False)
+
+
+def line_formatter(
+    component: str, *, level: str = "INFO", job_id: str | None = None, attempt: int | None = None
+) -> Callable[[str, float], str]:
+    """``record(component, msg, ts=ts, ...)`` for many lines with the same fields: the
+    same text, with only ``ts`` and ``msg`` encoded per line (a job's output line by
+    line; the per-line ``json.dumps`` was a third of the worker's time on a chatty job)."""
+    fixed = {"level": level, "component": component, "job_id": job_id, "attempt": attempt}
+    middle = json.dumps(fixed, ensure_ascii=False)[1:-1]
+
+    def line(msg: str, ts: float) -> str:
+        return f'{{"ts": "{_iso(ts)}", {middle}, "msg": {encode_basestring(msg)}}}'
+
+    return line
 
 
 @contextmanager
@@ -114,4 +131,10 @@ def configure(component: str, log_dir: Path, level: int = logging.INFO) -> Path:
 
 
 def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+    return _iso_second(int(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+
+
+@lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    """The formatted second, computed once per second rather than once per line."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

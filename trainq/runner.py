@@ -237,9 +237,14 @@ class Runner:
             end = dataclasses.replace(end, run_s=exit_.ran_s)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
-        with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
-            self.runtime.remove(handle)
-        return self._end_attempt(record, end)
+        # Record, then remove (the design's order): the outcome is known now, and removing
+        # a container takes the engine tens of ms. The next attempt is launched only after
+        # this removal; a removal that never happens is the reconciler's (job final).
+        try:
+            return self._end_attempt(record, end)
+        finally:
+            with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
+                self.runtime.remove(handle)
 
     def _limit_s(self, record: JobRecord) -> int:
         return record.spec.timeout_s or self.settings.default_timeout_s

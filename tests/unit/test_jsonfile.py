@@ -20,7 +20,7 @@ def test_reads_every_line_across_rotations_in_order(tmp_path: Path) -> None:
     log = tmp_path / "c-json.log"
     log.write_bytes(b"".join(entry(f"line {i}") for i in range(3)))
     ended = threading.Event()
-    reader = JsonFileLog(log, alive=lambda: not ended.is_set())
+    reader = JsonFileLog(log, ended)
     lines = reader.lines()
     got = [next(lines) for _ in range(3)]
 
@@ -44,7 +44,9 @@ def test_long_lines_in_parts_are_joined_and_a_last_partial_line_is_kept(tmp_path
         entry("a" * 5, newline=False) + entry("b" * 5) + entry("crlf\r") + entry("tail", False)
     )
 
-    got = list(JsonFileLog(log, alive=lambda: False).lines())
+    ended = threading.Event()
+    ended.set()
+    got = list(JsonFileLog(log, ended).lines())
 
     assert got == ["aaaaabbbbb", "crlf", "tail"]
 

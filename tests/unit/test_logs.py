@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from trainq.logs import DailyFileHandler, JsonFormatter, configure, job_context, record
+from trainq.logs import (
+    DailyFileHandler,
+    JsonFormatter,
+    configure,
+    job_context,
+    line_formatter,
+    record,
+)
 
 BASE_KEYS = {"ts", "level", "component", "job_id", "attempt", "msg"}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -335,3 +342,13 @@ def test_daily_file_handler_appends_to_an_existing_days_file(tmp_path: Path) -> 
         "day one again",
     ]
     assert (tmp_path / "Stem_20261130.log").read_text(encoding="utf-8") == "day two\n"
+
+
+@pytest.mark.parametrize(
+    "msg", ["plain", 'quotes " and \\ back', "tab\tand\u00e9\u4e2d", "\x00\x1f", ""]
+)
+def test_line_formatter_writes_what_record_writes(msg: str) -> None:
+    ts = 1_764_460_799.123456
+    fmt = line_formatter("job", job_id="j-1", attempt=2)
+
+    assert fmt(msg, ts) == record("job", msg, job_id="j-1", attempt=2, ts=ts)

@@ -331,3 +331,16 @@ def test_an_orphan_of_the_job_is_stopped_before_a_new_attempt_starts(started: St
         for proc in (orphan, other):
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may lower a niceness")
+def test_the_attempt_runs_at_normal_priority_under_a_niced_worker(started: Started) -> None:
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, 10)  # as `trainq worker` does (TRAINQ_WORKER_NICE)
+    try:
+        # it looks after a moment: the runtime resets it just after it started
+        handle = started.start("import os, time; time.sleep(0.3); print(os.nice(0))")
+    finally:
+        os.setpriority(os.PRIO_PROCESS, 0, before)
+
+    assert list(started.runtime.output(handle)) == ["0"]

@@ -162,6 +162,7 @@ def test_sigterm_checkpoints_and_exits_75(tmp_path: Path) -> None:
         (["--epochs", "0"], "epochs"),
         (["--batch-size", "0"], "batch-size"),
         (["--learning-rate", "0"], "learning-rate"),
+        (["--threads", "0"], "threads"),
     ],
 )
 def test_invalid_args_exit_2(tmp_path: Path, args: list[str], word: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -37,6 +38,7 @@ _CLUSTER_LABEL = "trainq.cluster"
 _ALIVE = {"running", "restarting", "paused"}
 _SIGKILL_EXIT = 137
 _RESUME_PAUSE_S = 0.2
+_EXIT_WATCH_SLICE_S = 10
 # Errors that mean the engine (not the job) failed: transient.
 _ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, OSError)
 
@@ -173,8 +175,10 @@ class DockerRuntime:
         container = self._container(handle)
         on_disk = jsonfile.readable(container.attrs.get("LogPath"))
         if on_disk is not None:
-            # Same host: read the engine's log files, which costs dockerd nothing.
-            yield from jsonfile.JsonFileLog(on_disk, lambda: self._is_alive(container)).lines()
+            # Same host: read the engine's log files, which costs dockerd nothing; a
+            # thread blocked in the engine's wait says the moment the container ends.
+            with _ExitWatch(container.id) as exited:
+                yield from jsonfile.JsonFileLog(on_disk, exited).lines()
             return
         last: datetime | None = None
         at_last = 0  # lines already yielded whose timestamp == last
@@ -298,6 +302,48 @@ class DockerRuntime:
         except _ENGINE_ERRORS:
             return True  # the engine blinked; try again
         return container.status in _ALIVE
+
+
+class _ExitWatch:
+    """Sets an event when the container ends, from a thread blocked in the engine's wait.
+
+    The thread has its own client (clients are not shared across threads) and waits
+    in slices, so it ends soon after the ``with`` block even if the container runs on.
+    """
+
+    def __init__(self, container_id: str) -> None:
+        self._id = container_id
+        self.ended = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._wait, daemon=True, name="exit-watch")
+
+    def __enter__(self) -> threading.Event:
+        self._thread.start()
+        return self.ended
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+
+    def _wait(self) -> None:
+        client: DockerClient | None = None
+        try:
+            while not self._done.is_set():
+                try:
+                    client = client or DockerClient.from_env()
+                    client.api.wait(self._id, timeout=_EXIT_WATCH_SLICE_S)
+                except requests.exceptions.ReadTimeout:
+                    continue  # still running after a slice
+                except docker.errors.NotFound:
+                    pass  # removed: it has ended
+                except (docker.errors.DockerException, *_ENGINE_ERRORS):
+                    # The engine blinked or restarts: look again shortly, as a poll would.
+                    self._done.wait(_RESUME_PAUSE_S)
+                    continue
+                self.ended.set()
+                return
+        finally:
+            if client is not None:
+                client.close()
 
 
 class _Lines:

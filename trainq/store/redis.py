@@ -23,6 +23,16 @@ from trainq.store.base import JobPage, Mutation, decode_cursor, encode_cursor, i
 
 # Extra ids fetched per page to step over records created in the same instant.
 _TIE_SLACK = 32
+# A new record and its two index entries in one round trip (it was three: WATCH,
+# EXISTS, MULTI/EXEC), or nothing when the id is taken.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+"""
 # Compare-and-set on the lease value: only the holder of the token renews or frees it.
 _RENEW = """
 local v = redis.call('GET', KEYS[1])
@@ -44,6 +54,7 @@ class RedisJobStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        self._create = client.register_script(_CREATE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
@@ -69,23 +80,12 @@ class RedisJobStore:
         return self._keys
 
     def create(self, record: JobRecord) -> bool:
-        key = self._keys.job(record.id)
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)  # type: ignore[no-untyped-call]
-                    if pipe.exists(key):
-                        return False
-                    pipe.multi()
-                    pipe.set(key, record.to_json())
-                    pipe.zadd(self._keys.all_jobs, {record.id: record.created_at})
-                    pipe.zadd(
-                        self._keys.jobs_by_status(record.status), {record.id: record.created_at}
-                    )
-                    pipe.execute()
-                    return True
-                except redis.WatchError:
-                    continue
+        keys = [
+            self._keys.job(record.id),
+            self._keys.all_jobs,
+            self._keys.jobs_by_status(record.status),
+        ]
+        return bool(self._create(keys=keys, args=[record.to_json(), record.created_at, record.id]))
 
     def get(self, job_id: str) -> JobRecord:
         raw = self._redis.get(self._keys.job(job_id))

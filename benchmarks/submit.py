@@ -1,0 +1,126 @@
+"""Submission throughput and list-page latency, against bare Celery and bare Redis.
+
+Submits: ``submit_training.delay()`` (validate, record, send) against a bare Celery
+``send_task`` of a no-op, in interleaved batches, with no worker consuming; jobs/s.
+Listing: the store topped up to 10,000 job records, then every page of the job
+list walked, newest first, 50 jobs a page: ``client.list_jobs`` (what ``trainq
+list`` and the API's ``GET /train`` call) against a bare ``ZREVRANGE`` + ``MGET``
+of the same page's raw records; p50 and p95 per page. Goal: p95 <= 50 ms.
+
+Run alone: .venv/bin/python -m benchmarks.submit [--jobs N] [--store-jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
+from benchmarks.figures import Figure, interleave, percentile, report, timed
+
+PAGE = 50
+BATCHES = 6
+P = TypeVar("P")  # where a page starts: a cursor, an offset
+
+
+def submit_rate(submit: Callable[[], object], jobs: int) -> float:
+    """Jobs per second of ``jobs`` calls to ``submit`` in a row."""
+    with timed() as elapsed_s:
+        for _ in range(jobs):
+            submit()
+        return jobs / elapsed_s()
+
+
+def page_latencies_ms(fetch: Callable[[P | None], P | None]) -> list[float]:
+    """Walk every page (``fetch`` takes a page's start, returns the next's); ms per page."""
+    latencies: list[float] = []
+    start: P | None = None
+    while True:
+        with timed() as elapsed_s:
+            start = fetch(start)
+            latencies.append(elapsed_s() * 1000)
+        if start is None:
+            return latencies
+
+
+def top_up(records: int) -> None:
+    """Add queued job records (copies of a submitted one) until the store holds ``records``."""
+    from trainq.client import default_store
+
+    store = default_store()
+    model = store.list(limit=1).records[0]
+    for _ in range(records - store.count()):
+        store.create(model.model_copy(update={"id": str(uuid.uuid4()), "created_at": time.time()}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200, help="submits per batch")
+    parser.add_argument("--store-jobs", type=int, default=10_000)
+    args = parser.parse_args()
+
+    from trainq import client, submit_training
+    from trainq.config import get_settings
+    from trainq.keys import Keys
+    from trainq.tasks import app
+
+    store = client.default_store()
+    keys = Keys(get_settings().key_prefix)
+
+    def bare_page(offset: int | None) -> int | None:
+        offset = offset or 0
+        ids: list[str] = store.client.zrevrange(keys.all_jobs, offset, offset + PAGE - 1)  # type: ignore[assignment]
+        store.client.mget([keys.job(i) for i in ids])
+        return offset + PAGE if len(ids) == PAGE else None
+
+    def trainq_page(cursor: str | None) -> str | None:
+        return client.list_jobs(limit=PAGE, cursor=cursor, store=store).next_cursor
+
+    with _cluster.redis_server():
+        submits = interleave(
+            BATCHES,
+            {
+                "trainq": lambda: submit_rate(
+                    lambda: submit_training.delay(command=["true"]), args.jobs
+                ),
+                "bare": lambda: submit_rate(lambda: app.send_task("bench.noop"), args.jobs),
+            },
+        )
+        top_up(args.store_jobs)
+        pages = interleave(
+            2,
+            {
+                "trainq": lambda: page_latencies_ms(trainq_page),
+                "bare": lambda: page_latencies_ms(bare_page),
+            },
+        )
+        stored = store.count()
+    listed = {name: [ms for walk in walks for ms in walk] for name, walks in pages.items()}
+    figures = [
+        Figure(
+            "submit_training.delay() (median of batches)",
+            "jobs/s",
+            statistics.median(submits["trainq"]),
+            statistics.median(submits["bare"]),
+            "",
+        ),
+    ]
+    for q in (50, 95):
+        figures.append(
+            Figure(
+                f"list page of {PAGE} at {stored} jobs, client.list_jobs, p{q}",
+                "ms",
+                percentile(listed["trainq"], q),
+                percentile(listed["bare"], q),
+                "<= 50" if q == 95 else "",
+            )
+        )
+    report("submit", figures)
+
+
+if __name__ == "__main__":
+    main()
