@@ -76,6 +76,7 @@ gpu-check: install
 BENCHMARKS := dispatch throughput logs submit many memory retry
 bench: install image
 	bash docker/host.sh redis-bin
+	bash docker/host.sh ab-bin
 	for b in $(BENCHMARKS); do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trainq.testing import WorkerProcess
+    from trainq.testing import ApiServer, WorkerProcess
 
 STATE = Path(tempfile.mkdtemp(prefix="trainq-bench-"))
 with socket.socket() as _s:
@@ -74,3 +74,15 @@ def worker_processes(
     finally:
         for worker in started:
             worker.stop()
+
+
+@contextmanager
+def api_server(token: str, env: dict[str, str] | None = None) -> Iterator[ApiServer]:
+    """``trainq api`` against the private Redis, accepting ``token``; stopped after."""
+    from trainq.testing import ApiServer
+
+    server = ApiServer(STATE / "api.log", {"TRAINQ_API_TOKENS": token, **(env or {})})
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -10,6 +10,8 @@
 #                              start dockerd in the background if none answers
 #   docker/host.sh compose-bin install a Compose client (Debian's docker-compose) if
 #                              neither `docker compose` nor `docker-compose` works
+#   docker/host.sh ab-bin      install ApacheBench (apache2-utils), the benchmarks'
+#                              HTTP load generator, if it is missing
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the script
 # prints exactly what to install and exits 1. Settings come from trainq itself
@@ -100,5 +102,6 @@ case "${1:-}" in
   redis-down) redis_down ;;
   docker-up) docker_up ;;
   compose-bin) compose_bin ;;
-  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up|compose-bin"; exit 2 ;;
+  ab-bin) command -v ab >/dev/null || apt_install apache2-utils ;;
+  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up|compose-bin|ab-bin"; exit 2 ;;
 esac

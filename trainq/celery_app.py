@@ -52,7 +52,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "redis_backend_health_check_interval": 10,
         "task_track_started": True,
-        "task_send_sent_event": True,
+        # Off by default: a task-sent event costs a submit about 40% of its rate (see
+        # benchmarks/submit). Flower then lists a job once a worker receives it; queued
+        # jobs are in trainq's own store (trainq list, GET /train, /stats).
+        "task_send_sent_event": settings.task_sent_events,
         "worker_send_task_events": True,
         "worker_hijack_root_logger": False,
     }

@@ -102,7 +102,7 @@ def submit(
     already used, the first job's id is returned and nothing is sent.
     """
     spec = with_defaults(JobSpec.parse(dict(values)), settings)
-    if workers is not None:
+    if workers is not None and spec.gpu_count:  # CPU jobs need no registry read
         check_capacity(spec, workers())
     queue = queue or queue_for(spec, settings)
     job_id = job_id or str(uuid.uuid4())

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    api_workers: int = Field(default=1, ge=1, le=64)
+    api_workers: int = Field(default=2, ge=1, le=64)
     metrics_public: bool = False
     dev_mode: bool = False
     # Flower: "user:password" (comma-separated pairs); required unless dev_mode.
@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     train_script: Path = _REPO_ROOT / "train.py"
     result_expires_s: int = Field(default=7 * 86_400, ge=60)
     # The CPU queue; GPU queues are named by trainq.routing.
+    # Celery task-sent events (Flower's "sent" state): off, they slow every submit.
+    task_sent_events: bool = False
     queue: str = Field(default="cpu", pattern=r"^[A-Za-z0-9_.\-]+$")
     # This host's name in queue names and records (GPU ids are host-local).
     hostname: str = Field(default=socket.gethostname(), pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
