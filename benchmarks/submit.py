@@ -124,40 +124,28 @@ def main() -> None:
     listed = {name: [ms for walk in walks for ms in walk] for name, walks in pages.items()}
     figures = [
         Figure(
-            "submit_training.delay() (median of batches)",
+            f"{name} (median of batches)",
             "jobs/s",
-            statistics.median(submits["trainq"]),
+            statistics.median(submits[variant]),
             statistics.median(submits["bare"]),
-            "",
-        ),
-        Figure(
-            f"POST /train, {API_CLIENTS} connections (median of batches)",
-            "jobs/s",
-            statistics.median(submits["api"]),
-            statistics.median(submits["bare"]),
-            ">= 500",
-        ),
+            goal,
+        )
+        for variant, name, goal in [
+            ("trainq", "submit_training.delay()", ""),
+            ("api", f"POST /train, {API_CLIENTS} connections", ">= 500"),
+        ]
     ]
-    for q in (50, 95):
-        figures.append(
-            Figure(
-                f"list page of {PAGE} at {stored} jobs, client.list_jobs, p{q}",
-                "ms",
-                percentile(listed["trainq"], q),
-                percentile(listed["bare"], q),
-                "<= 50" if q == 95 else "",
-            )
+    figures += [
+        Figure(
+            f"{name} page of {PAGE} at {stored} jobs, p{q}",
+            "ms",
+            percentile(listed[variant], q),
+            percentile(listed["bare"], q),
+            "<= 50" if q == 95 else "",
         )
-    for q in (50, 95):
-        figures.append(
-            Figure(
-                f"GET /train page of {PAGE} at {stored} jobs, p{q}",
-                "ms",
-                percentile(listed["api"], q),
-                percentile(listed["bare"], q),
-                "<= 50" if q == 95 else "",
-            )
-        )
+        for variant, name in [("trainq", "client.list_jobs"), ("api", "GET /train")]
+        for q in (50, 95)
+    ]
     report("submit", figures)
 
 
