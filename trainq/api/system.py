@@ -26,6 +26,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         """Jobs by status, queue lengths, live workers and their GPUs, and figures."""
         view = cluster()
         totals = view.totals()
+        workers = view.workers()
         finished = {status: int(totals.get(f"finished:{status.value}", 0)) for status in JobStatus}
         done = sum(finished.values())
         classes = {
@@ -35,8 +36,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         }
         return Stats(
             jobs={status.value: count for status, count in view.jobs_by_status().items()},
-            queues=view.queue_lengths(),
-            workers=[_worker(w) for w in view.workers()],
+            queues=view.queue_lengths(workers),
+            workers=[_worker(w) for w in workers],
             figures=Figures(
                 finished=done,
                 succeeded=finished[JobStatus.SUCCEEDED],
