@@ -96,7 +96,44 @@ def _answers(client: redis.Redis) -> bool:
         return False
 
 
-class WorkerProcess:
+class _Service:
+    """A ``trainq`` command as a subprocess in its own process group, logging to ``log``."""
+
+    stop_grace_s = 30.0
+
+    def __init__(self, log: Path, env: dict[str, str] | None, cwd: Path | None) -> None:
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, *args: str) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(BIN / "trainq"), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.cwd,
+                env=self.env,
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM (a warm shutdown), then kill the whole group if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(self.stop_grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class WorkerProcess(_Service):
     """``trainq worker`` as a subprocess in its own process group, with extra env."""
 
     def __init__(
@@ -107,31 +144,12 @@ class WorkerProcess:
         cwd: Path | None = None,
         args: list[str] | None = None,
     ) -> None:
+        super().__init__(log, env, cwd)
         self.name = name
         self.args = args or []  # more `trainq worker` options, e.g. ["--gpus", "0"]
-        self.log = log
-        self.env = {**os.environ, **(env or {})}
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> WorkerProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(BIN / "trainq"),
-                    "worker",
-                    "--name",
-                    self.name,
-                    "--loglevel",
-                    "INFO",
-                    *self.args,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.cwd,
-                env=self.env,
-            )
+        self._spawn("worker", "--name", self.name, "--loglevel", "INFO", *self.args)
         # Ping through the Redis the worker uses, which need not be this process's.
         settings = Settings(
             redis_url=self.env.get("TRAINQ_REDIS_URL", Settings().redis_url),
@@ -151,48 +169,25 @@ class WorkerProcess:
             app.close()
         return self
 
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
     def kill(self) -> None:
         """SIGKILL the worker's main process and its pool children at once."""
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
-    def stop(self) -> None:
-        """Warm shutdown (SIGTERM), then kill the whole group if it lingers."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
 
-
-class ApiServer:
+class ApiServer(_Service):
     """``trainq api`` (uvicorn) as a subprocess; ``url`` once it answers."""
 
+    stop_grace_s = 15.0
+
     def __init__(self, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
+        super().__init__(log, env, cwd)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.env = {**os.environ, **(env or {})}
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30) -> ApiServer:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(BIN / "trainq"), "api", "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.cwd,
-                env=self.env,
-            )
+        self._spawn("api", "--host", "127.0.0.1", "--port", str(self.port))
 
         def answers() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -205,16 +200,3 @@ class ApiServer:
 
         wait_until(answers, timeout_s, "the API to answer", interval_s=0.1)
         return self
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
