@@ -16,6 +16,8 @@ say() { printf '%s\n' "$*" >&2; }
 # pip's notes about this host's own package mirrors are noise here.
 pip() { "$PY" -m pip "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 setting() { "$PY" -c "from trainq.config import get_settings; print(get_settings().$1)"; }
+# The training image's Python packages: pyproject.toml's `torch` extra, the same pins.
+TRAINING_PACKAGES="torch==2.13.0 numpy==2.4.6"
 
 base_image() {
   local registry offline
@@ -41,7 +43,8 @@ case "${1:-}" in
   train)
     ctx=build/train-context
     mkdir -p "$ctx/wheelhouse"
-    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" torch==2.13.0
+    printf '%s\n' $TRAINING_PACKAGES >"$ctx/wheelhouse/requirements.txt"
+    pip download -q --only-binary=:all: -d "$ctx/wheelhouse" -r "$ctx/wheelhouse/requirements.txt"
     cp train.py "$ctx/train.py"
     build docker/train.Dockerfile "$ctx" "$(setting default_image)"
     ;;

@@ -1,5 +1,5 @@
-# The standard training image: Debian bookworm, Python 3.11, torch 2.13.0 (CPU) from
-# the host's wheelhouse, train.py, and a non-root user. Built by `make image` from a
+# The standard training image: Debian bookworm, Python 3.11, torch 2.13.0 (CPU) and
+# numpy from the host's wheelhouse, train.py, and a non-root user. Built by `make image` from a
 # staged context (build/train-context: train.py + wheelhouse/), never from the repo.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
@@ -11,9 +11,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 COPY wheelhouse/ /tmp/wheelhouse/
 RUN python3 -m pip install --no-index --find-links /tmp/wheelhouse --break-system-packages \
-        torch==2.13.0 \
+        -r /tmp/wheelhouse/requirements.txt \
     && rm -rf /tmp/wheelhouse \
-    && python3 -c "import torch; print('torch', torch.__version__)"
+    && python3 -c "import torch; torch.zeros(1).numpy(); print('torch', torch.__version__)"
 
 RUN useradd --create-home --uid 1000 --user-group trainer \
     && mkdir -p /checkpoints /app \
