@@ -43,10 +43,12 @@ test: install lint image
 	bash docker/host.sh compose-bin
 	$(BIN)/python -m pytest
 
+# Style, types, and the layers (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -32,13 +32,12 @@ class Spans(NamedTuple):
 
 
 def via_trainq(command: list[str]) -> Spans:
-    from trainq import submit_training
-    from trainq.client import default_store
+    from trainq import connections, submit_training
 
     submitted = time.time()
     job = submit_training.delay(command=command)
     job.get(timeout=120)
-    record = default_store().get(job.id)
+    record = connections.records().get(job.id)
     started, finished = record.attempts[0].started_at, record.finished_at
     assert started is not None and finished is not None, record
     return Spans((started - submitted) * 1000, (finished - submitted) * 1000)

@@ -60,13 +60,12 @@ class Managed(NamedTuple):
 
 
 def via_trainq(command: list[str], lines: int) -> Managed:
-    from trainq import submit_training
-    from trainq.client import default_store
+    from trainq import connections, submit_training
     from trainq.testing import BIN
 
     job = submit_training.delay(command=command)
     job.get(timeout=900)
-    attempt = default_store().get(job.id).attempts[0]
+    attempt = connections.records().get(job.id).attempts[0]
     assert attempt.run_s is not None and attempt.ended_at and attempt.started_at
     printed = subprocess.run(
         [str(BIN / "trainq"), "logs", job.id], capture_output=True, text=True, check=True

@@ -21,11 +21,10 @@ COMMAND = ["true"]
 
 
 def via_trainq(jobs: int) -> float:
-    from trainq import JobStatus, submit_training
-    from trainq.client import default_store
+    from trainq import JobStatus, connections, submit_training
     from trainq.testing import wait_until
 
-    store = default_store()
+    store = connections.records()
     done_before = store.count(JobStatus.SUCCEEDED)
     with timed() as elapsed_s:
         for _ in range(jobs):

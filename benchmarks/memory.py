@@ -52,9 +52,9 @@ def peak_rss_bytes(leader: int, until: threading.Event, interval_s: float = 0.05
 
 
 def redis_bytes() -> int:
-    from trainq.client import default_store
+    from trainq import connections
 
-    return int(default_store().client.info("memory")["used_memory"])
+    return int(connections.records().client.info("memory")["used_memory"])
 
 
 def main() -> None:
@@ -62,11 +62,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300)
     args = parser.parse_args()
 
-    from trainq import JobStatus, submit_training
-    from trainq.client import default_store
+    from trainq import JobStatus, connections, submit_training
     from trainq.testing import wait_until
 
-    store = default_store()
+    store = connections.records()
     sleeper = ["python3", "-c", "import time; time.sleep(3)"]
     with _cluster.cluster(workers=1, runtime="process") as (worker,):
         assert worker.proc is not None

@@ -38,8 +38,7 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.3)
     args = parser.parse_args()
 
-    from trainq import JobStatus, submit_training
-    from trainq.client import default_store
+    from trainq import JobStatus, connections, submit_training
     from trainq.testing import wait_until
 
     def submit(retries: int, n: int, script: str) -> str:
@@ -51,7 +50,7 @@ def main() -> None:
         with_retries = [submit(3, n, FLAKY) for n in range(args.jobs)]
         without = [submit(0, n, FLAKY) for n in range(args.jobs)]
         bugs = [submit(3, n, USER_BUG) for n in range(args.user_errors)]
-        store = default_store()
+        store = connections.records()
         everything = with_retries + without + bugs
 
         def all_final() -> bool:

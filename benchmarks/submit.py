@@ -58,9 +58,9 @@ def page_latencies_ms(fetch: Callable[[P | None], P | None]) -> list[float]:
 
 def top_up(records: int) -> None:
     """Add queued job records (copies of a submitted one) until the store holds ``records``."""
-    from trainq.client import default_store
+    from trainq import connections
 
-    store = default_store()
+    store = connections.records()
     model = store.list(limit=1).records[0]
     for _ in range(records - store.count()):
         store.create(model.model_copy(update={"id": str(uuid.uuid4()), "created_at": time.time()}))
@@ -72,12 +72,12 @@ def main() -> None:
     parser.add_argument("--store-jobs", type=int, default=10_000)
     args = parser.parse_args()
 
-    from trainq import client, submit_training
+    from trainq import client, connections, submit_training
+    from trainq.celery_app import app
     from trainq.config import get_settings
-    from trainq.keys import Keys
-    from trainq.tasks import app
+    from trainq.store.keys import Keys
 
-    store = client.default_store()
+    store = connections.records()
     keys = Keys(get_settings().key_prefix)
 
     def bare_page(offset: int | None) -> int | None:
@@ -87,7 +87,7 @@ def main() -> None:
         return offset + PAGE if len(ids) == PAGE else None
 
     def trainq_page(cursor: str | None) -> str | None:
-        return client.list_jobs(limit=PAGE, cursor=cursor, store=store).next_cursor
+        return client.list_jobs(limit=PAGE, cursor=cursor, records=store).next_cursor
 
     body = json.dumps({"command": ["true"]}).encode()
 

@@ -41,12 +41,11 @@ def samples_per_s(lines: Iterable[str]) -> list[float]:
 
 
 def via_trainq(command: Command) -> list[float]:
-    from trainq import submit_training
-    from trainq.client import default_store
+    from trainq import connections, submit_training
 
     job = submit_training.delay(command=command(), epochs=EPOCHS)
     job.get(timeout=300)
-    log_path = default_store().get(job.id).log_path
+    log_path = connections.records().get(job.id).log_path
     assert log_path is not None
     with open(log_path, encoding="utf-8") as log:
         return samples_per_s(json.loads(entry).get("msg", "") for entry in log)

@@ -3,8 +3,14 @@
 from trainq import submit_training
 r = submit_training.delay(epochs=2, batch_size=32, learning_rate=1e-3)
 r.get()  # {"final_loss": ..., "metrics": [...], "checkpoint_path": ...}
+
+The package's layers (``docs/architecture.md``): callers (``cli``, ``api``, Python)
+→ ``client`` → broker → ``worker`` → ``runtime`` → ``logs`` → ``store``, all built on
+the domain in ``jobs``. Importing trainq never loads the worker side.
 """
 
+from trainq.celery_app import app
+from trainq.client import cancel, submit_training
 from trainq.config import Settings, get_settings
 from trainq.errors import (
     AlreadyFinished,
@@ -19,10 +25,9 @@ from trainq.errors import (
     SupervisedElsewhere,
     TrainqError,
 )
-from trainq.record import Attempt, JobRecord, Progress
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.tasks import app, cancel, submit_training
+from trainq.jobs.record import Attempt, JobRecord, Progress
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
 
 __all__ = [
     "AlreadyFinished",

@@ -4,6 +4,11 @@
 worker, the CLI, Flower and the API share ``visibility_timeout`` and the key prefix.
 The app takes the dict directly rather than importing ``celeryconfig`` by name, so a
 stranger's ``celeryconfig.py`` in the current directory can never replace ours.
+
+Callers send "supervise job J" by :data:`TASK_NAME` (:mod:`trainq.client`); only a
+worker imports the task's implementation (:data:`WORKER_MODULES`, Celery's
+``include``), so the API and CLI processes never load the runner, the runtimes or
+Docker's SDK.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ from typing import Any
 
 from celery import Celery
 
-from trainq.config import Settings
+from trainq.config import Settings, get_settings
+
+# The one task: "supervise job J" (its kwargs: the job's spec).
+TASK_NAME = "trainq.submit_training"
+# What a worker imports at start (callers never do): the task's worker side.
+WORKER_MODULES = ["trainq.worker.task"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -62,6 +72,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("trainq")
+    app = Celery("trainq", include=WORKER_MODULES)
     app.conf.update(celery_config(settings))
     return app
+
+
+# The app of this process's settings: `celery -A trainq ...` and every trainq process.
+app = create_app(get_settings())

@@ -6,6 +6,10 @@ TrainqError
  ├── IllegalTransition    a status change the transition map refuses
  ├── EnqueueError         the job was recorded but the broker refused it
  ├── AlreadyFinished      the job is final: there is nothing to cancel
+ ├── WaitTimeout          (also a TimeoutError) a job was not final in time
+ ├── Unavailable          Redis (broker, store) does not answer: try again later
+ ├── ConfigError          a process may not start as configured
+ │    └── ApiRefused      the API or Flower would start without credentials
  ├── SupervisedElsewhere  another supervisor holds the job's lease
  ├── GpuUnavailable       a worker's --gpus names devices this host cannot give
  ├── RuntimeFault         the runtime (Docker, subprocess) failed us: transient
@@ -44,6 +48,22 @@ class EnqueueError(TrainqError):
 
 class AlreadyFinished(TrainqError):
     """The job has already finished."""
+
+
+class WaitTimeout(TrainqError, TimeoutError):
+    """The job did not finish in the time given."""
+
+
+class Unavailable(TrainqError):
+    """A service trainq needs does not answer; try again shortly."""
+
+
+class ConfigError(TrainqError):
+    """This process may not start as configured."""
+
+
+class ApiRefused(ConfigError):
+    """The service may not start as configured (e.g. no token outside development)."""
 
 
 class SupervisedElsewhere(TrainqError):

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.harness import BIN, PREFIX, REPO, Worker, trainq_containers, wait_until
-from trainq.record import JobRecord
+from trainq.connections import RIDE_OUT, redis_client
+from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
 from trainq.runtime.base import Launch
 from trainq.runtime.factory import make_runtime
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.store.redis import RedisJobStore
+from trainq.store.keys import Keys
+from trainq.store.redis import RedisJobRecords
 from trainq.testing import RedisServer
 
 pytestmark = pytest.mark.faults
@@ -35,7 +37,8 @@ def test_a_job_survives_a_redis_restart_mid_training(
     env = {"TRAINQ_REDIS_URL": aof_redis.url, "TRAINQ_RUNTIME": "docker"}
     worker = Worker("aof@testhost", tmp_path / "worker.log", env)
     worker.start()
-    store = RedisJobStore.from_url(aof_redis.url, PREFIX)
+    # A reader that, like a worker, rides out the restart.
+    store = RedisJobRecords(redis_client(aof_redis.url, RIDE_OUT), Keys(PREFIX))
     try:
         submitted = subprocess.run(
             [str(BIN / "trainq"), "submit", "--epochs", "6", "--json", "--",
@@ -70,12 +73,12 @@ def test_a_job_survives_a_redis_restart_mid_training(
 def test_the_reconciler_removes_containers_of_finished_and_unknown_jobs(
     docker_workers: Workers, docker_engine: str, tmp_path: Path
 ) -> None:
-    from trainq.client import default_store
+    from trainq import connections
     from trainq.config import get_settings
 
     settings = get_settings().model_copy(update={"runtime": "docker"})
     runtime = make_runtime(settings)
-    store = default_store()
+    store = connections.records()
     finished = JobRecord(id="rc-finished", spec=JobSpec()).moved_to(JobStatus.CANCELLED)
     store.create(finished)
     sleeper = ["python3", "-c", "import time; time.sleep(300)"]

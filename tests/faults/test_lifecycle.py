@@ -17,14 +17,15 @@ import redis
 from celery.result import AsyncResult
 
 from tests.harness import BIN, PREFIX, REDIS_URL, REPO, Worker, trainq_containers, wait_until
-from trainq import JobStatus, app, submit_training
-from trainq.client import default_store
-from trainq.record import JobRecord
-from trainq.tasks import requeue
+from trainq import JobStatus, app, connections, submit_training
+from trainq.jobs.record import JobRecord
+from trainq.worker.task import requeue
 
 pytestmark = pytest.mark.faults
 
 Workers = Callable[[str], Worker]
+# Lines of the chatty job whose supervisor is killed mid-output.
+LINES = 3000
 
 
 def slow_train(seconds_per_epoch: float) -> list[str]:
@@ -32,7 +33,7 @@ def slow_train(seconds_per_epoch: float) -> list[str]:
 
 
 def record(job_id: str) -> JobRecord:
-    return default_store().get(job_id)
+    return connections.records().get(job_id)
 
 
 def reached_epoch(job_id: str, epoch: int) -> bool:
@@ -129,6 +130,45 @@ def test_worker_sigkill_mid_training_is_adopted_by_the_next_worker(
     assert job.attempts[0].exit_code == 0
     # One process trained every epoch once: the history has each epoch once.
     assert [m["epoch"] for m in job.result["metrics"]] == [1, 2, 3, 4, 5, 6]  # type: ignore[index]
+
+
+def test_after_a_reattach_every_line_is_stored_exactly_once_in_order(
+    docker_workers: Workers,
+) -> None:
+    """A worker killed while a chatty job prints: its successor re-attaches to the
+    container and goes on after what was stored, in the stream and in the job's file."""
+    printer = (
+        "import time\n"
+        f"for i in range({LINES}):\n"
+        "    print(f'line {i}', flush=True)\n"
+        "    time.sleep(0.004)\n"
+    )
+    first = docker_workers("chatty-doomed@testhost")
+    r = submit_training.delay(command=["python3", "-c", printer])
+    stream = connections.log_stream()
+
+    def stored() -> int:
+        return sum(1 for _ in stream.read(r.id))
+
+    wait_until(lambda: stored() >= LINES // 4, 120, f"{LINES // 4} lines stored")
+    first.kill()
+    assert record(r.id).status == JobStatus.RUNNING
+    docker_workers("chatty-rescuer@testhost")
+
+    wait_until(lambda: record(r.id).status.is_terminal, 120, "the job to end")
+    job = record(r.id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert [a.number for a in job.attempts] == [1]  # re-attached, never relaunched
+    expected = [f"line {i}" for i in range(LINES)]
+    shown = subprocess.run(
+        [str(BIN / "trainq"), "logs", r.id],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
+    )  # fmt: skip
+    assert shown.stdout.splitlines() == expected
+    entries = [json.loads(line) for line in Path(job.log_path or "").read_text().splitlines()]
+    assert [e["msg"] for e in entries if "event" not in e] == expected
+    events = [e["event"] for e in entries if "event" in e]
+    assert events == ["attempt_started", "attempt_adopted", "attempt_ended"]
 
 
 def test_a_duplicate_delivery_yields_one_container_and_one_result(

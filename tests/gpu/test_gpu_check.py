@@ -17,18 +17,19 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Worker
-from trainq import JobStatus, submit_training
-from trainq.client import default_store
-from trainq.devices import Gpus, present
+from trainq import JobStatus, connections, submit_training
+from trainq.errors import GpuUnavailable
+from trainq.worker.devices import Gpus, resolve
 
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
 def gpus() -> Gpus:
-    found = present()
-    if not found:
-        pytest.skip("no NVIDIA GPU here (or no NVML: pip install 'trainq[gpu]')")
+    try:
+        found = resolve("auto", simulate=False)  # what `trainq worker --gpus auto` owns
+    except GpuUnavailable as exc:
+        pytest.skip(f"no NVIDIA GPU here, or no NVML: {exc}")
     probe = "import torch; print(torch.cuda.is_available())"
     cuda = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
@@ -63,7 +64,7 @@ def test_train_py_trains_on_its_pinned_gpu_and_sees_only_it(pinned: tuple[int, W
     r = submit_training.delay(epochs=2, gpu=True, gpu_ids=[gpu])
     result = r.get(timeout=300)
 
-    record = default_store().get(r.id)
+    record = connections.records().get(r.id)
     assert record.status == JobStatus.SUCCEEDED
     (attempt,) = record.attempts
     assert attempt.worker == worker.name

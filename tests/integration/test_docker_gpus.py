@@ -12,8 +12,7 @@ import pytest
 from docker.client import DockerClient
 
 from tests.harness import DOCKER_TEST_PREFIX, Worker, trainq_containers, wait_until
-from trainq import JobStatus, submit_training
-from trainq.client import default_store
+from trainq import JobStatus, connections, submit_training
 from trainq.runtime.base import Launch
 from trainq.runtime.container import DockerRuntime
 
@@ -78,7 +77,7 @@ def test_a_simulated_gpu_docker_worker_runs_its_pinned_job(
     r = submit_training.delay(gpu=True, gpu_ids=[1], command=["python3", "-c", SHOW_ENV])
     result = r.get(timeout=120)
 
-    record = default_store().get(r.id)
+    record = connections.records().get(r.id)
     assert record.status == JobStatus.SUCCEEDED
     assert record.attempts[0].worker == name
     assert record.attempts[0].runtime == "docker"

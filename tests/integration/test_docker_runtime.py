@@ -15,15 +15,16 @@ from docker.client import DockerClient
 from tests.harness import DOCKER_TEST_PREFIX, STORE_TEST_URL, trainq_containers, wait_until
 from trainq.config import Settings
 from trainq.errors import JobFailed
-from trainq.keys import Keys
-from trainq.record import Attempt, JobRecord
-from trainq.runner import Runner
+from trainq.jobs.record import Attempt, JobRecord
+from trainq.jobs.spec import JobSpec, parse_size
+from trainq.jobs.status import JobStatus
+from trainq.logs.stream import MemoryLogStream
 from trainq.runtime.base import Handle, Launch
 from trainq.runtime.container import CHECKPOINT_MOUNT, DockerRuntime
 from trainq.runtime.factory import make_runtime
-from trainq.spec import JobSpec, parse_size
-from trainq.status import JobStatus
-from trainq.store.redis import RedisJobStore
+from trainq.store.keys import Keys
+from trainq.store.redis import RedisCoordination, RedisJobRecords
+from trainq.worker.runner import Runner
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +65,15 @@ def settings(tmp_path: Path, docker_engine: str) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings, redis_server: str) -> Iterator[RedisJobStore]:
+def store(settings: Settings, redis_server: str) -> Iterator[RedisJobRecords]:
     client = redis.Redis.from_url(STORE_TEST_URL, decode_responses=True)
     client.flushdb()
-    yield RedisJobStore(client, Keys(settings.key_prefix))
+    yield RedisJobRecords(client, Keys(settings.key_prefix))
     client.close()
+
+
+def coordination(store: RedisJobRecords) -> RedisCoordination:
+    return RedisCoordination(store.client, store.keys)
 
 
 @pytest.fixture
@@ -78,22 +83,24 @@ def engine() -> Iterator[DockerClient]:
     client.close()
 
 
-def runner(store: RedisJobStore, runtime: DockerRuntime, settings: Settings) -> Runner:
-    return Runner(store, runtime, settings, worker="docker-test@host", sleep=lambda _: None)
+def runner(store: RedisJobRecords, runtime: DockerRuntime, settings: Settings) -> Runner:
+    return Runner(
+        store, coordination(store), runtime, settings, "docker-test@host", sleep=lambda _: None
+    )
 
 
 def python(script: str) -> list[str]:
     return ["python3", "-c", script]
 
 
-def queued(store: RedisJobStore, job_id: str, **spec: Any) -> JobSpec:
+def queued(store: RedisJobRecords, job_id: str, **spec: Any) -> JobSpec:
     job_spec = JobSpec.parse(spec)
     store.create(JobRecord(id=job_id, spec=job_spec))
     return job_spec
 
 
 def test_job_runs_in_a_labelled_limited_container_and_leaves_none(
-    store: RedisJobStore, settings: Settings, engine: DockerClient, docker_engine: str
+    store: RedisJobRecords, settings: Settings, engine: DockerClient, docker_engine: str
 ) -> None:
     runtime = CountingRuntime(settings)
     slow_train = ["python3", "/app/train.py", "--epoch-sleep-s", "1"]
@@ -146,7 +153,7 @@ def test_job_runs_in_a_labelled_limited_container_and_leaves_none(
     assert trainq_containers("dk-limits") == []
 
 
-def adopted_record(store: RedisJobStore, job_id: str, job_spec: JobSpec, handle: Handle) -> None:
+def adopted_record(store: RedisJobRecords, job_id: str, job_spec: JobSpec, handle: Handle) -> None:
     """The record a supervisor leaves when it dies right after launching ``handle``."""
     open_attempt = Attempt(number=1, handle=handle.ref, runtime="docker", started_at=time.time())
     store.create(
@@ -167,7 +174,7 @@ def launch_of(settings: Settings, job_id: str, command: list[str]) -> Launch:
 
 
 def test_an_exited_container_is_collected_not_launched_again(
-    store: RedisJobStore, settings: Settings, engine: DockerClient
+    store: RedisJobRecords, settings: Settings, engine: DockerClient
 ) -> None:
     runtime = CountingRuntime(settings)
     command = python(f"print('from the first supervisor'); print({PROGRESS!r})")
@@ -188,7 +195,7 @@ def test_an_exited_container_is_collected_not_launched_again(
 
 
 def test_a_running_container_is_reattached(
-    store: RedisJobStore, settings: Settings, engine: DockerClient
+    store: RedisJobRecords, settings: Settings, engine: DockerClient
 ) -> None:
     runtime = CountingRuntime(settings)
     command = python(f"import time; time.sleep(3); print({PROGRESS!r}); print('done late')")
@@ -208,7 +215,7 @@ def test_a_running_container_is_reattached(
 
 
 def test_a_missing_image_fails_fast_and_names_the_image(
-    store: RedisJobStore, settings: Settings
+    store: RedisJobRecords, settings: Settings
 ) -> None:
     runtime = CountingRuntime(settings)
     image = "trainq-test/no-such-image:never"
@@ -227,7 +234,7 @@ def test_a_missing_image_fails_fast_and_names_the_image(
 
 
 def test_exceeding_the_memory_limit_is_recorded_as_oom_killed(
-    store: RedisJobStore, settings: Settings
+    store: RedisJobRecords, settings: Settings
 ) -> None:
     runtime = CountingRuntime(settings)
     hog = python("print('allocating', flush=True); x = b'x' * (512 << 20); print('survived')")
@@ -245,7 +252,7 @@ def test_exceeding_the_memory_limit_is_recorded_as_oom_killed(
 
 
 def test_containers_are_hardened_by_default(
-    store: RedisJobStore, settings: Settings, engine: DockerClient
+    store: RedisJobRecords, settings: Settings, engine: DockerClient
 ) -> None:
     runtime = make_runtime(settings)  # the worker's runtime, with the default limits
     probe = python(
@@ -278,7 +285,7 @@ def test_containers_are_hardened_by_default(
 
 
 def test_an_image_off_the_allow_list_is_refused_before_any_container(
-    store: RedisJobStore, settings: Settings, docker_engine: str
+    store: RedisJobRecords, settings: Settings, docker_engine: str
 ) -> None:
     strict = settings.model_copy(update={"allowed_images": ""})
     runtime = make_runtime(strict)
@@ -291,3 +298,21 @@ def test_an_image_off_the_allow_list_is_refused_before_any_container(
     record = store.get("dk-denied")
     assert [a.failure_class for a in record.attempts] == ["permanent"]
     assert trainq_containers("dk-denied") == []
+
+
+def test_the_standard_image_runs_train_py_without_a_numpy_warning(
+    store: RedisJobRecords, settings: Settings
+) -> None:
+    """torch warns "Failed to initialize NumPy" on every start in an image without it."""
+    logs = MemoryLogStream()
+    job_spec = queued(store, "dk-standard", epochs=1)
+    run = Runner(
+        store, coordination(store), make_runtime(settings), settings, "docker-test@host",
+        sleep=lambda _: None, logs=logs,
+    )  # fmt: skip
+
+    result = run.run("dk-standard", job_spec)
+
+    lines = [line.line for line in logs.read("dk-standard")]
+    assert result["final_loss"] is not None and lines
+    assert not [line for line in lines if "NumPy" in line or "numpy" in line], lines

@@ -16,15 +16,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 from celery.result import AsyncResult
 
 from tests.harness import BIN, REPO, Worker, wait_until
-from trainq import JobStatus, SpecError, cancel, submit_training
-from trainq.backlog import waiting_reason
-from trainq.client import default_store
+from trainq import JobStatus, SpecError, cancel, connections, submit_training
+from trainq.cluster.queues import waiting_reason
+from trainq.cluster.registry import Registry
 from trainq.config import get_settings
-from trainq.record import JobRecord
-from trainq.workers import live_workers
+from trainq.jobs.record import JobRecord
+from trainq.store.keys import Keys
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +67,13 @@ def gpu_workers(
             worker.stop()
 
 
+def waiting(record: JobRecord) -> str | None:
+    workers = connections.live_workers()
+    return waiting_reason(record, get_settings(), connections.client(), workers)
+
+
 def finished(job_ids: list[str]) -> list[JobRecord]:
-    store = default_store()
+    store = connections.records()
     records = [store.get(job_id) for job_id in job_ids]
     return records if all(r.status.is_terminal for r in records) else []
 
@@ -81,7 +87,7 @@ def run_all(n: int, **spec: Any) -> list[JobRecord]:
 
 
 def test_each_worker_registers_its_gpus_and_queues(gpu_workers: dict[int, Worker]) -> None:
-    live = {w.name: w for w in live_workers(get_settings())}
+    live = {w.name: w for w in connections.live_workers()}
 
     for gpu, worker in gpu_workers.items():
         info = live[worker.name]
@@ -143,8 +149,8 @@ def test_a_job_naming_a_gpu_nobody_owns_waits_with_a_reason_naming_its_queue(
 ) -> None:
     job_id = submit_training.delay(gpu=True, gpu_ids=[7]).id
     try:
-        record = default_store().get(job_id)
-        reason = waiting_reason(record, get_settings())
+        record = connections.records().get(job_id)
+        reason = waiting(record)
         assert reason == f"no live worker serves queue gpu.7@{HOST}"
 
         shown = subprocess.run(
@@ -162,10 +168,12 @@ def test_a_job_naming_a_gpu_nobody_owns_waits_with_a_reason_naming_its_queue(
 def test_a_served_queued_job_gets_its_place_in_the_queue(gpu_workers: dict[int, Worker]) -> None:
     slow = [sys.executable, "-c", "import time; time.sleep(3)"]
     first = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
-    wait_until(lambda: default_store().get(first).status == JobStatus.RUNNING, 60, "first job")
+    wait_until(
+        lambda: connections.records().get(first).status == JobStatus.RUNNING, 60, "first job"
+    )
     second = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
     try:
-        reason = waiting_reason(default_store().get(second), get_settings())
+        reason = waiting(connections.records().get(second))
         assert reason == f"in queue gpu.0@{HOST}: 0 job(s) ahead of it, served by 1 live worker"
     finally:
         cancel(second)
@@ -175,14 +183,14 @@ def test_a_served_queued_job_gets_its_place_in_the_queue(gpu_workers: dict[int, 
 def test_more_gpus_than_any_live_worker_is_refused_at_submit(
     gpu_workers: dict[int, Worker],
 ) -> None:
-    before = default_store().count()
+    before = connections.records().count()
 
     with pytest.raises(SpecError, match="gpus: asks for 2 GPUs but the largest live GPU worker"):
         submit_training.delay(gpu=True, gpus=2)
     with pytest.raises(SpecError, match="gpu_ids: asks for 2 GPUs"):
         submit_training.delay(gpu=True, gpu_ids=[0, 1])
 
-    assert default_store().count() == before
+    assert connections.records().count() == before
 
 
 def test_a_stopped_worker_leaves_the_registry(redis_server: str, tmp_path: Any) -> None:
@@ -190,14 +198,16 @@ def test_a_stopped_worker_leaves_the_registry(redis_server: str, tmp_path: Any) 
     worker = Worker(name, tmp_path / "w.log", {"TRAINQ_SIMULATE_GPUS": "1"}, args=["--gpus", "5"])
     worker.start()
     try:
-        assert name in {w.name for w in live_workers(get_settings())}
+        assert name in {w.name for w in connections.live_workers()}
     finally:
         worker.stop()
-    assert name not in {w.name for w in live_workers(get_settings())}
+    assert name not in {w.name for w in connections.live_workers()}
 
 
 def test_live_workers_reads_from_a_bare_redis_client(gpu_workers: dict[int, Worker]) -> None:
-    client = default_store().client
-    names = {w.name for w in live_workers(client, prefix=get_settings().key_prefix)}
+    client = redis.Redis.from_url(get_settings().redis_url)
+    keys = Keys(get_settings().key_prefix)
+    names = {w.name for w in Registry(client, keys, ttl_s=30).live()}
+    client.close()
 
     assert {w.name for w in gpu_workers.values()} <= names

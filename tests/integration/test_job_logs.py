@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from tests.harness import BIN, REPO, Worker, wait_until
-from trainq import JobStatus, submit_training
-from trainq.client import default_store
+from trainq import JobStatus, connections, submit_training
 from trainq.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -49,7 +48,7 @@ def test_logs_follow_from_another_process_shows_lines_live_and_exits_at_the_end(
     def read() -> None:
         assert follower.stdout is not None
         for line in follower.stdout:
-            arrived.put((line.rstrip("\n"), default_store().get(r.id).status))
+            arrived.put((line.rstrip("\n"), connections.records().get(r.id).status))
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
@@ -63,7 +62,7 @@ def test_logs_follow_from_another_process_shows_lines_live_and_exits_at_the_end(
     follower.stdout.close()
     rest = [arrived.get_nowait()[0] for _ in range(arrived.qsize())]
     assert [first, *rest] == [f"tick {i}" for i in range(8)]
-    assert default_store().get(r.id).status == JobStatus.SUCCEEDED
+    assert connections.records().get(r.id).status == JobStatus.SUCCEEDED
 
 
 def test_search_across_jobs_names_job_and_attempt_and_filters_work(

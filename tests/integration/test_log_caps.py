@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import BIN, REPO, Worker
-from trainq import submit_training
-from trainq.client import default_store, log_stream
+from trainq import connections, submit_training
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +39,8 @@ def test_caps_keep_a_visible_marker_and_every_line_stays_readable(
         r.get(timeout=90)
     finally:
         worker.stop()
-    job = default_store().get(r.id)
-    stream = log_stream()
+    job = connections.records().get(r.id)
+    stream = connections.log_stream()
     assert stream.dropped(r.id) > 2000  # the stream kept about its cap only
 
     # On the worker's host the file has the lines the stream dropped, up to its cap.

@@ -11,8 +11,7 @@ import redis
 from celery.result import AsyncResult
 
 from tests.harness import PREFIX, REDIS_URL, REPO, Worker, wait_until
-from trainq import JobStatus, SpecError, app, submit_training
-from trainq.client import default_store
+from trainq import JobStatus, SpecError, app, connections, submit_training
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +26,7 @@ def test_two_epoch_job_succeeds_through_delay(worker: Worker) -> None:
     assert result["final_loss"] < result["metrics"][0]["loss"]
     assert [m["epoch"] for m in result["metrics"]] == [1, 2]
     assert Path(result["checkpoint_path"]).is_file()
-    record = default_store().get(r.id)
+    record = connections.records().get(r.id)
     assert record.status == JobStatus.SUCCEEDED
     assert (record.progress.epoch, record.progress.epochs) == (2, 2)
     assert len(record.attempts) == 1
@@ -47,7 +46,7 @@ def test_failing_command_fails_with_its_output_tail(worker: Worker) -> None:
     with pytest.raises(Exception, match="boom: bad config value"):
         r.get(timeout=60)
 
-    record = default_store().get(r.id)
+    record = connections.records().get(r.id)
     assert record.status == JobStatus.FAILED
     assert "loading data" in (record.error or "")
     assert "exited with code 1" in (record.error or "")

@@ -1,4 +1,4 @@
-"""The JobStore contract (tests/unit/test_memory_store.py) against the Redis store."""
+"""The store's contracts (tests/unit/test_memory_store.py) against the Redis store."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import redis
 
 from tests.harness import STORE_TEST_URL
 from tests.unit import test_memory_store as contract
-from trainq.keys import Keys
-from trainq.store.base import JobStore
-from trainq.store.redis import RedisJobStore
+from trainq.store.keys import Keys
+from trainq.store.protocols import Coordination, IdempotencyKeys
+from trainq.store.protocols import JobRecords as JobStore
+from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
 
 pytestmark = pytest.mark.integration
 
@@ -20,12 +21,27 @@ globals().update({n: getattr(contract, n) for n in dir(contract) if n.startswith
 
 
 @pytest.fixture
-def store(redis_server: str) -> Iterator[JobStore]:
+def client(redis_server: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(STORE_TEST_URL, decode_responses=True)
     client.flushdb()
-    yield RedisJobStore(client, Keys("contract:"))
+    yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def store(client: redis.Redis) -> JobStore:
+    return RedisJobRecords(client, Keys("contract:"))
+
+
+@pytest.fixture
+def coordination(client: redis.Redis) -> Coordination:
+    return RedisCoordination(client, Keys("contract:"))
+
+
+@pytest.fixture
+def idempotency(client: redis.Redis) -> IdempotencyKeys:
+    return RedisIdempotencyKeys(client, Keys("contract:"))
 
 
 def test_records_and_indexes_live_under_the_prefix(store: JobStore) -> None:

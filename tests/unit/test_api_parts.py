@@ -10,17 +10,16 @@ import pytest
 from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
-from trainq import tally
-from trainq.api.app import ApiRefused, create_app
+from trainq.api.app import create_app
 from trainq.api.auth import TokenCheck
 from trainq.api.limits import BodyLimit
-from trainq.client import with_defaults
 from trainq.config import Settings
-from trainq.errors import IllegalTransition, SpecError
-from trainq.images import image_allowed
-from trainq.record import Attempt, JobRecord
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
+from trainq.errors import ApiRefused, IllegalTransition, SpecError
+from trainq.jobs.policy import image_allowed, with_defaults
+from trainq.jobs.record import Attempt, JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
+from trainq.store import totals as tally
 
 
 def bearer(token: str) -> HTTPAuthorizationCredentials:
@@ -164,9 +163,9 @@ def test_a_finished_job_adds_its_status_attempts_failures_and_duration() -> None
 
 
 def test_the_memory_store_adds_totals_once_when_a_job_finishes() -> None:
-    from trainq.store.memory import MemoryJobStore
+    from trainq.store.memory import MemoryJobRecords
 
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     store.create(JobRecord(id="j", spec=JobSpec()))
     store.update("j", lambda r: r.moved_to(JobStatus.RUNNING))
     assert store.totals() == {}

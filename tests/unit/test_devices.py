@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from trainq.devices import Gpus, allot, parse_ids, resolve
 from trainq.errors import GpuUnavailable, LaunchRefused
+from trainq.jobs.spec import JobSpec
 from trainq.runtime.base import device_env
 from trainq.runtime.container import device_requests
-from trainq.spec import JobSpec
+from trainq.worker.devices import Gpus, allot, parse_ids, resolve
 
 HAS_NVML = importlib.util.find_spec("pynvml") is not None
 

@@ -49,3 +49,25 @@ def test_import_does_not_load_torch() -> None:
     )
 
     assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.parametrize("module", ["trainq.api.app", "trainq.cli", "trainq"])
+def test_callers_never_load_the_worker_side_or_docker(module: str) -> None:
+    """The API and CLI processes never import the runner, the runtimes or Docker's SDK."""
+    probe = (
+        f"import sys, {module}\n"
+        "loaded = sorted(m for m in sys.modules\n"
+        "    if m.split('.')[0] == 'docker' or m.startswith(('trainq.worker', 'trainq.runtime')))\n"
+        "assert not loaded, loaded\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    # The probe is not vacuous: a worker does load them.
+    worker = subprocess.run(
+        [sys.executable, "-c", "import sys, trainq.worker.task; assert 'docker' in sys.modules"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr

@@ -9,18 +9,18 @@ from typing import Any
 import pytest
 
 from trainq import client
+from trainq.cluster.registry import WorkerInfo
 from trainq.config import Settings
-from trainq.devices import Gpus
 from trainq.errors import JobFailed, SpecError
-from trainq.record import JobRecord
-from trainq.routing import worker_queues
-from trainq.runner import Runner
+from trainq.jobs.record import JobRecord
+from trainq.jobs.routing import worker_queues
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
 from trainq.runtime.base import Exit, Launch
 from trainq.runtime.memory import MemoryRuntime, Played
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.store.memory import MemoryJobStore
-from trainq.workers import WorkerInfo
+from trainq.store.memory import MemoryCoordination, MemoryJobRecords
+from trainq.worker.devices import Gpus
+from trainq.worker.runner import Runner
 
 JOB = "job-gpu"
 
@@ -35,11 +35,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def run(settings: Settings, owned: Gpus, **fields: Any) -> tuple[MemoryRuntime, JobRecord]:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     runtime = MemoryRuntime(ok)
     spec = JobSpec.parse(fields)
     store.create(JobRecord(id=JOB, spec=spec, queue="q"))
-    runner = Runner(store=store, runtime=runtime, settings=settings, worker="w@box1", gpus=owned)
+    runner = Runner(
+        records=store,
+        coordination=MemoryCoordination(),
+        runtime=runtime,
+        settings=settings,
+        worker="w@box1",
+        gpus=owned,
+    )
     with contextlib.suppress(JobFailed):
         runner.run(JOB, spec)
     return runtime, store.get(JOB)
@@ -94,13 +101,13 @@ def fleet(*gpu_sets: tuple[int, ...]) -> list[WorkerInfo]:
 
 
 def test_submit_records_and_sends_to_the_routed_queue(settings: Settings) -> None:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     sent: list[tuple[str, str]] = []
 
     job_id = client.submit(
         {"gpu": True, "gpu_ids": [1]},
-        lambda payload, job, queue: sent.append((job, queue)),
-        store=store,
+        send=lambda payload, job, queue: sent.append((job, queue)),
+        records=store,
         settings=settings,
         workers=lambda: fleet((0,), (1,)),
     )
@@ -110,11 +117,15 @@ def test_submit_records_and_sends_to_the_routed_queue(settings: Settings) -> Non
 
 
 def test_an_explicit_queue_wins_and_is_recorded(settings: Settings) -> None:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     sent: list[str] = []
 
     job_id = client.submit(
-        {}, lambda p, j, queue: sent.append(queue), store=store, settings=settings, queue="other"
+        {},
+        send=lambda p, j, queue: sent.append(queue),
+        records=store,
+        settings=settings,
+        queue="other",
     )
 
     assert sent == ["other"]
@@ -124,14 +135,14 @@ def test_an_explicit_queue_wins_and_is_recorded(settings: Settings) -> None:
 def test_submit_refuses_more_gpus_than_any_live_worker_and_records_nothing(
     settings: Settings,
 ) -> None:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     sent: list[str] = []
 
     with pytest.raises(SpecError, match="gpus: asks for 2 GPUs but the largest live GPU worker"):
         client.submit(
             {"gpu": True, "gpus": 2},
-            lambda p, j, queue: sent.append(queue),
-            store=store,
+            send=lambda p, j, queue: sent.append(queue),
+            records=store,
             settings=settings,
             workers=lambda: fleet((), (0,), (1,)),
         )

@@ -1,4 +1,4 @@
-"""trainq.joblog.JobLog: one attempt's output in the job's log file and its log stream."""
+"""trainq.logs.writer.JobLog: one attempt's output in the job's log file and its log stream."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-import trainq.joblog
-from trainq.joblog import JobLog
-from trainq.logstream import MemoryLogStream
+import trainq.logs.writer
+from trainq.logs.stream import MemoryLogStream
+from trainq.logs.writer import JobLog
 
 JOB = "job-1"
 BASE_KEYS = {"ts", "level", "component", "job_id", "attempt", "msg"}
@@ -52,7 +52,7 @@ def _open(
 @pytest.fixture
 def no_timed_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a full batch, flush() or close() sends lines to the stream."""
-    monkeypatch.setattr(trainq.joblog, "_FLUSH_INTERVAL_S", 3_600.0)
+    monkeypatch.setattr(trainq.logs.writer, "_FLUSH_INTERVAL_S", 3_600.0)
 
 
 def test_lines_go_to_the_file_between_attempt_events(tmp_path: Path) -> None:
@@ -319,7 +319,7 @@ def test_close_sends_the_pending_batch(tmp_path: Path) -> None:
 def test_a_full_batch_is_sent_without_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainq.joblog, "_BATCH_LINES", 4)
+    monkeypatch.setattr(trainq.logs.writer, "_BATCH_LINES", 4)
     stream = MemoryLogStream()
     with _open(tmp_path / "job.log", stream) as log:
         for i in range(3):
@@ -336,7 +336,7 @@ def test_a_full_batch_is_sent_without_flush(
 def test_an_elapsed_flush_interval_sends_the_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(trainq.joblog, "_FLUSH_INTERVAL_S", 0.0)
+    monkeypatch.setattr(trainq.logs.writer, "_FLUSH_INTERVAL_S", 0.0)
     stream = MemoryLogStream()
     path = tmp_path / "job.log"
     with _open(path, stream) as log:
@@ -346,3 +346,77 @@ def test_an_elapsed_flush_interval_sends_the_batch(
         assert [e["msg"] for e in _output(_entries(path))] == ["first"]
         log.write("second")
         assert [g.line for g in stream.read(JOB)] == ["first", "second"]
+
+
+class DyingStream(MemoryLogStream):
+    """A stream whose writer is killed (an exception here) before its nth append lands."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__()
+        self.appends = 0
+        self._dies_at = dies_at
+
+    def append(self, job_id: str, lines: list[tuple[int, float, str]], capture: Any = None) -> None:
+        self.appends += 1
+        if self.appends == self._dies_at:
+            raise KeyboardInterrupt("the worker was killed")
+        super().append(job_id, lines, capture)
+
+
+@pytest.mark.usefixtures("no_timed_flush")
+def test_a_reattached_log_goes_on_after_the_last_mark_with_every_line_once(
+    tmp_path: Path,
+) -> None:
+    """A supervisor killed between writing its file and its stream leaves lines that only
+    the file has; the next one cuts them back and writes them again, from the runtime."""
+    path = tmp_path / "job.log"
+    stream = DyingStream(dies_at=3)  # 1: the start mark, 2: lines 0-4, 3: lines 5-7
+    given = 0
+    log = JobLog(
+        path, JOB, 1, stream=stream, tail_lines=10, max_bytes=1_000_000,
+        position=lambda: str(given),
+    )  # fmt: skip
+    for given in range(1, 6):
+        log.write(f"line {given - 1}")
+    log.flush()
+    for given in range(6, 9):
+        log.write(f"line {given - 1}")
+    with pytest.raises(KeyboardInterrupt):
+        log.flush()  # the file has lines 5-7 now; the stream never got them
+    log._file.close()  # what the kernel does for a killed process
+
+    mark = stream.capture(JOB)
+    assert mark is not None and (mark.attempt, mark.lines, mark.position) == (1, 5, "5")
+    assert mark.file_bytes < path.stat().st_size
+
+    with JobLog(
+        path, JOB, 1, stream=stream, tail_lines=10, max_bytes=1_000_000, resume=mark
+    ) as again:
+        for n in range(5, 10):  # the runtime's output after position "5"
+            again.write(f"line {n}")
+
+    expected = [f"line {n}" for n in range(10)]
+    entries = _entries(path)
+    assert [e["msg"] for e in _output(entries)] == expected
+    assert _events(entries) == ["attempt_started", "attempt_adopted", "attempt_ended"]
+    assert "10 lines" in entries[-1]["msg"]
+    assert [line.line for line in stream.read(JOB)] == expected
+
+
+def test_a_new_attempt_after_an_adopted_one_keeps_the_file(tmp_path: Path) -> None:
+    """Only a re-attach of the same attempt cuts the file back to the mark."""
+    path = tmp_path / "job.log"
+    stream = MemoryLogStream()
+    with _open(path, stream, attempt=1) as first:
+        first.write("one")
+    mark = stream.capture(JOB)
+    assert mark is not None and mark.file_bytes == path.stat().st_size  # the end is marked
+
+    with JobLog(
+        path, JOB, 2, stream=stream, tail_lines=10, max_bytes=1_000_000, resume=mark
+    ) as second:
+        second.write("two")
+
+    entries = _entries(path)
+    assert [e["msg"] for e in _output(entries)] == ["one", "two"]
+    assert _events(entries) == ["attempt_started", "attempt_ended"] * 2

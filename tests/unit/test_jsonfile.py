@@ -1,4 +1,4 @@
-"""JsonFileLog: a container's json-file log read from disk, through rotations."""
+"""JsonFileOutput: a container's json-file log read from disk, through rotations."""
 
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ import json
 import threading
 from pathlib import Path
 
-from trainq.runtime.jsonfile import JsonFileLog, readable
+from trainq.runtime.container_logs import JsonFileOutput, readable, stamp_ns
 
 
-def entry(text: str, newline: bool = True) -> bytes:
+def entry(text: str, newline: bool = True, time: str = "2026-11-29T00:00:00Z") -> bytes:
     log = text + ("\n" if newline else "")
-    return (
-        json.dumps({"log": log, "stream": "stdout", "time": "2026-11-29T00:00:00Z"}) + "\n"
-    ).encode()
+    return (json.dumps({"log": log, "stream": "stdout", "time": time}) + "\n").encode()
 
 
 def test_reads_every_line_across_rotations_in_order(tmp_path: Path) -> None:
     log = tmp_path / "c-json.log"
     log.write_bytes(b"".join(entry(f"line {i}") for i in range(3)))
     ended = threading.Event()
-    reader = JsonFileLog(log, ended)
-    lines = reader.lines()
+    reader = JsonFileOutput(log, ended)
+    lines = iter(reader)
     got = [next(lines) for _ in range(3)]
 
     # What dockerd does on rotation, twice, while the reader is between files.
@@ -46,7 +44,7 @@ def test_long_lines_in_parts_are_joined_and_a_last_partial_line_is_kept(tmp_path
 
     ended = threading.Event()
     ended.set()
-    got = list(JsonFileLog(log, ended).lines())
+    got = list(JsonFileOutput(log, ended))
 
     assert got == ["aaaaabbbbb", "crlf", "tail"]
 
@@ -56,3 +54,33 @@ def test_only_readable_paths_are_used(tmp_path: Path) -> None:
     assert readable(str(log)) is None and readable(None) is None
     log.write_bytes(b"")
     assert readable(str(log)) == log
+
+
+def test_a_reader_resumes_after_anothers_position_without_a_line_twice(tmp_path: Path) -> None:
+    """Lines with the same engine timestamp are told apart by how many came before."""
+    log = tmp_path / "c-json.log"
+    stamps = ["2026-11-29T00:00:01.5Z", "2026-11-29T00:00:01.5Z", "2026-11-29T00:00:01.5Z"]
+    stamps += ["2026-11-29T00:00:01.500000001Z", "2026-11-29T00:00:02Z"]
+    log.write_bytes(b"".join(entry(f"line {i}", time=t) for i, t in enumerate(stamps)))
+    ended = threading.Event()
+    ended.set()
+    first = JsonFileOutput(log, ended)
+    lines = iter(first)
+    got = [next(lines), next(lines)]
+    lines.close()  # the first reader stops here (its worker was killed)
+    position = first.position
+    assert position == f"{stamp_ns(stamps[0])}#2"
+
+    resumed = JsonFileOutput(log, ended, after=position)
+    assert resumed.position == position  # nothing given yet: still where the first stopped
+    got += list(resumed)
+
+    assert got == [f"line {i}" for i in range(5)]
+    assert resumed.position == f"{stamp_ns(stamps[4])}#1"
+
+
+def test_engine_timestamps_keep_their_nanoseconds() -> None:
+    assert stamp_ns("1970-01-01T00:00:01.000000002Z") == 1_000_000_002
+    assert stamp_ns("1970-01-01T00:00:01.5Z") == 1_500_000_000
+    assert stamp_ns("1970-01-01T00:00:01Z") == 1_000_000_000
+    assert stamp_ns("not a time") is None

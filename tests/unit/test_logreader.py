@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from trainq import retention
-from trainq.joblog import JobLog
-from trainq.logreader import LogQuery, follow, job_lines, parse_since, search
-from trainq.logstream import LogLine, MemoryLogStream
-from trainq.record import JobRecord
-from trainq.spec import JobSpec
+from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.logs import retention
+from trainq.logs.reader import LogQuery, follow, job_lines, parse_since, search
+from trainq.logs.stream import LogLine, MemoryLogStream
+from trainq.logs.writer import JobLog
 
 
 class DroppingStream(MemoryLogStream):

@@ -14,14 +14,10 @@ from typing import Any
 
 import pytest
 
-from trainq.logs import (
-    DailyFileHandler,
-    JsonFormatter,
-    configure,
-    job_context,
-    line_formatter,
-    record,
-)
+from trainq.logs.components import DailyFileHandler, JsonFormatter, configure, job_context
+from trainq.logs.format import decode
+from trainq.logs.format import encode as record
+from trainq.logs.format import line_encoder as line_formatter
 
 BASE_KEYS = {"ts", "level", "component", "job_id", "attempt", "msg"}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -352,3 +348,16 @@ def test_line_formatter_writes_what_record_writes(msg: str) -> None:
     fmt = line_formatter("job", job_id="j-1", attempt=2)
 
     assert fmt(msg, ts) == record("job", msg, job_id="j-1", attempt=2, ts=ts)
+
+
+def test_a_line_decodes_to_what_was_encoded() -> None:
+    line = record("job", "out\tput", job_id="j", attempt=4, ts=1_700_000_000.5, event="x")
+    decoded = decode(line)
+    assert decoded is not None
+    assert (decoded.ts, decoded.attempt, decoded.msg, decoded.event) == (
+        1_700_000_000.5,
+        4,
+        "out\tput",
+        "x",
+    )
+    assert decode("not json") is None and decode('{"msg": "no time"}') is None

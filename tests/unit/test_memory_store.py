@@ -1,26 +1,39 @@
-"""The JobStore contract, run against MemoryJobStore.
+"""The store's contracts (records, coordination, idempotency keys), run against the
+in-memory twins.
 
-Every test takes the ``store`` fixture only, so the same tests can later be
-parametrized with the Redis store.
+Every test takes the ``store``, ``coordination`` or ``idempotency`` fixture only, so
+tests/integration/test_redis_store.py runs the same tests against Redis.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from trainq.errors import IllegalTransition, JobNotFound
-from trainq.record import JobRecord
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.store.base import JobStore
-from trainq.store.memory import MemoryJobStore
+from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
+from trainq.store.memory import MemoryCoordination, MemoryIdempotencyKeys, MemoryJobRecords
+from trainq.store.protocols import Coordination, IdempotencyKeys
+from trainq.store.protocols import JobRecords as JobStore
 
 
 @pytest.fixture
 def store() -> Iterator[JobStore]:
-    yield MemoryJobStore()
+    yield MemoryJobRecords()
+
+
+@pytest.fixture
+def coordination() -> Iterator[Coordination]:
+    yield MemoryCoordination()
+
+
+@pytest.fixture
+def idempotency() -> Iterator[IdempotencyKeys]:
+    yield MemoryIdempotencyKeys()
 
 
 def _record(job_id: str, created_at: float = 1_000.0, **changes: object) -> JobRecord:
@@ -200,8 +213,52 @@ def test_count(store: JobStore) -> None:
     assert store.count(JobStatus.FAILED) == 0
 
 
-def test_claim_idempotency_key_returns_the_first_job(store: JobStore) -> None:
-    assert store.claim_idempotency_key("key-1", "job-a") == "job-a"
-    assert store.claim_idempotency_key("key-1", "job-b") == "job-a"
-    assert store.claim_idempotency_key("key-1", "job-a") == "job-a"
-    assert store.claim_idempotency_key("key-2", "job-b") == "job-b"
+def test_claim_idempotency_key_returns_the_first_job(idempotency: IdempotencyKeys) -> None:
+    assert idempotency.claim("key-1", "job-a") == "job-a"
+    assert idempotency.claim("key-1", "job-b") == "job-a"
+    assert idempotency.claim("key-1", "job-a") == "job-a"
+    assert idempotency.claim("key-2", "job-b") == "job-b"
+
+
+def test_one_lease_holder_at_a_time_with_growing_fencing_tokens(
+    coordination: Coordination,
+) -> None:
+    first = coordination.acquire_lease("j", "first", ttl_s=30)
+    assert first is not None
+    assert coordination.acquire_lease("j", "second", ttl_s=30) is None
+    assert coordination.lease_holder("j") == f"{first}:first"
+    assert coordination.renew_lease("j", first, ttl_s=30)
+
+    coordination.release_lease("j", first + 1)  # not its token: nothing happens
+    assert coordination.lease_holder("j") == f"{first}:first"
+    coordination.release_lease("j", first)
+    assert coordination.lease_holder("j") is None
+    assert not coordination.renew_lease("j", first, ttl_s=30)
+
+    second = coordination.acquire_lease("j", "second", ttl_s=30)
+    assert second is not None and second > first
+    assert coordination.acquire_lease("other", "first", ttl_s=30) is not None
+
+
+def test_an_unrenewed_lease_expires(coordination: Coordination) -> None:
+    token = coordination.acquire_lease("j", "gone", ttl_s=0.6)
+    assert token is not None
+    deadline = time.monotonic() + 5
+    while coordination.lease_holder("j") is not None:
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    assert not coordination.renew_lease("j", token, ttl_s=30)
+    assert coordination.acquire_lease("j", "next", ttl_s=30) is not None
+
+
+def test_cancel_flags_are_per_job(coordination: Coordination) -> None:
+    assert not coordination.cancel_requested("a")
+    coordination.request_cancel("a")
+    coordination.request_cancel("a")
+    assert coordination.cancel_requested("a") and not coordination.cancel_requested("b")
+
+
+def test_one_requeue_claim_per_ttl(coordination: Coordination) -> None:
+    assert coordination.claim_requeue("j", ttl_s=30)
+    assert not coordination.claim_requeue("j", ttl_s=30)
+    assert coordination.claim_requeue("k", ttl_s=30)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from trainq.progress import ResultLine, parse_line
-from trainq.record import Progress
+from trainq.jobs.progress import ResultLine, parse_line
+from trainq.jobs.record import Progress
 
 
 def test_progress_line_becomes_progress() -> None:

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from trainq.config import Settings
-from trainq.reconciler import Reconciler
-from trainq.record import Attempt, JobRecord
+from trainq.jobs.record import Attempt, JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
 from trainq.runtime.base import Exit, Launch
 from trainq.runtime.memory import MemoryRuntime, Played
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.store.memory import MemoryJobStore
+from trainq.store.memory import MemoryCoordination, MemoryJobRecords
+from trainq.worker.reconciler import Reconciler
+
+
+@dataclass
+class Parts:
+    reconciler: Reconciler
+    store: MemoryJobRecords
+    flags: MemoryCoordination
+    runtime: MemoryRuntime
+    requeued: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> tuple[MemoryJobStore, MemoryRuntime, Reconciler, list[str]]:
-    store = MemoryJobStore()
+def parts(tmp_path: Path) -> Parts:
+    store, flags = MemoryJobRecords(), MemoryCoordination()
     runtime = MemoryRuntime(lambda launch: Played([], Exit(0)))
     requeued: list[str] = []
     settings = Settings(log_dir=tmp_path, checkpoint_dir=tmp_path)
-    reconciler = Reconciler(store, runtime, settings, lambda r: requeued.append(r.id))
-    return store, runtime, reconciler, requeued
+    reconciler = Reconciler(store, flags, runtime, settings, lambda r: requeued.append(r.id))
+    return Parts(reconciler, store, flags, runtime, requeued)
 
 
 def running(job_id: str) -> JobRecord:
@@ -35,13 +45,11 @@ def launch(job_id: str, tmp_path: Path) -> Launch:
     return Launch(job_id, 1, "img", None, {}, tmp_path, "w")
 
 
-def test_attempts_of_final_or_unknown_jobs_are_removed(
-    parts: tuple[MemoryJobStore, MemoryRuntime, Reconciler, list[str]], tmp_path: Path
-) -> None:
-    store, runtime, reconciler, _ = parts
+def test_attempts_of_final_or_unknown_jobs_are_removed(parts: Parts, tmp_path: Path) -> None:
+    store, flags, runtime, reconciler = parts.store, parts.flags, parts.runtime, parts.reconciler
     store.create(running("alive").moved_to(JobStatus.SUCCEEDED))
     store.create(running("live"))
-    store.acquire_lease("live", "w", 60)
+    flags.acquire_lease("live", "w", 60)
     done = runtime.start(launch("alive", tmp_path))
     unknown = runtime.start(launch("ghost", tmp_path))
     live = runtime.start(launch("live", tmp_path))
@@ -53,12 +61,12 @@ def test_attempts_of_final_or_unknown_jobs_are_removed(
 
 
 def test_only_jobs_without_a_live_lease_are_requeued_once(
-    parts: tuple[MemoryJobStore, MemoryRuntime, Reconciler, list[str]],
+    parts: Parts,
 ) -> None:
-    store, _, reconciler, requeued = parts
+    store, flags, reconciler, requeued = parts.store, parts.flags, parts.reconciler, parts.requeued
     store.create(running("orphan"))
     store.create(running("supervised"))
-    store.acquire_lease("supervised", "w", 60)
+    flags.acquire_lease("supervised", "w", 60)
     store.create(JobRecord(id="queued", spec=JobSpec()))
 
     reconciler.run_once()
@@ -67,12 +75,11 @@ def test_only_jobs_without_a_live_lease_are_requeued_once(
     assert requeued == ["orphan"]
 
 
-def test_an_unsupervised_cancel_is_finished_by_the_reconciler(
-    parts: tuple[MemoryJobStore, MemoryRuntime, Reconciler, list[str]], tmp_path: Path
-) -> None:
-    store, runtime, reconciler, requeued = parts
+def test_an_unsupervised_cancel_is_finished_by_the_reconciler(parts: Parts, tmp_path: Path) -> None:
+    store, flags, runtime = parts.store, parts.flags, parts.runtime
+    reconciler, requeued = parts.reconciler, parts.requeued
     store.create(running("stopme"))
-    store.request_cancel("stopme")
+    flags.request_cancel("stopme")
     runtime.start(launch("stopme", tmp_path))
 
     result = reconciler.run_once()

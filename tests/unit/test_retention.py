@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainq.retention import IDLE_BEFORE_COMPRESSION_S, open_log, sweep
+from trainq.logs.retention import IDLE_BEFORE_COMPRESSION_S, open_log, sweep
 
 NOW = 2_000_000_000  # whole seconds, so mtimes compare exactly
 DAY = 86_400

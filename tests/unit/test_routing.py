@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from trainq.backlog import describe_wait
+from trainq.client.submit import check_capacity
+from trainq.cluster.queues import describe_wait
+from trainq.cluster.registry import WorkerInfo
 from trainq.config import Settings
 from trainq.errors import SpecError
-from trainq.routing import check_capacity, queue_for, worker_queues
-from trainq.spec import JobSpec
-from trainq.workers import WorkerInfo
+from trainq.jobs.routing import queue_for, worker_queues
+from trainq.jobs.spec import JobSpec
 
 SETTINGS = Settings(hostname="box1", queue="cpu")
 

@@ -13,13 +13,16 @@ import pytest
 
 from trainq.config import Settings
 from trainq.errors import JobFailed, LaunchRefused, RuntimeFault
-from trainq.record import Attempt, JobRecord, Progress
-from trainq.runner import Runner
-from trainq.runtime.base import EXIT_PREEMPTED, Exit, Handle, Launch
+from trainq.jobs.failures import FailureClass
+from trainq.jobs.progress import EXIT_PREEMPTED
+from trainq.jobs.record import Attempt, JobRecord, Progress
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
+from trainq.logs.stream import Capture
+from trainq.runtime.base import CountedOutput, Exit, Handle, Launch
 from trainq.runtime.memory import MemoryRuntime, Played, Script
-from trainq.spec import JobSpec
-from trainq.status import JobStatus
-from trainq.store.memory import MemoryJobStore
+from trainq.store.memory import MemoryCoordination, MemoryJobRecords
+from trainq.worker.runner import Runner
 
 JOB = "job-1"
 
@@ -47,7 +50,8 @@ def success(launch: Launch) -> Played:
 
 @dataclass
 class Harness:
-    store: MemoryJobStore
+    store: MemoryJobRecords
+    flags: MemoryCoordination
     runtime: MemoryRuntime
     settings: Settings
     runner: Runner
@@ -66,19 +70,20 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def harness(settings: Settings, script: Script) -> Harness:
-    store = MemoryJobStore()
+    store, flags = MemoryJobRecords(), MemoryCoordination()
     runtime = MemoryRuntime(script)
     progress: list[Progress] = []
     sleeps: list[float] = []
     runner = Runner(
-        store=store,
+        records=store,
+        coordination=flags,
         runtime=runtime,
         settings=settings,
         worker="worker-1",
         on_progress=progress.append,
         sleep=sleeps.append,
     )
-    return Harness(store, runtime, settings, runner, progress, sleeps)
+    return Harness(store, flags, runtime, settings, runner, progress, sleeps)
 
 
 def spec(**values: Any) -> JobSpec:
@@ -362,7 +367,7 @@ def test_redelivery_during_backoff_launches_the_next_attempt(settings: Settings)
     h = harness(settings, success)
     job_spec = spec()
     ended = open_attempt(1, "old").model_copy(
-        update={"ended_at": time.time(), "exit_code": 75, "failure_class": "transient"}
+        update={"ended_at": time.time(), "exit_code": 75, "failure_class": FailureClass.TRANSIENT}
     )
     h.store.create(
         JobRecord(id=JOB, spec=job_spec)
@@ -419,8 +424,11 @@ def test_runtime_fault_at_start_is_retried(settings: Settings) -> None:
 class LosingRuntime(MemoryRuntime):
     """Loses track of attempt 1 in the middle of its output."""
 
-    def output(self, handle: Handle) -> Iterator[str]:
-        lines = super().output(handle)
+    def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
+        return CountedOutput(self._losing(handle), after)
+
+    def _losing(self, handle: Handle) -> Iterator[str]:
+        lines = iter(super().output(handle))
         if handle.attempt == 1:
             yield next(lines)
             raise RuntimeFault("container vanished")
@@ -428,9 +436,11 @@ class LosingRuntime(MemoryRuntime):
 
 
 def test_losing_track_of_an_attempt_is_transient(settings: Settings) -> None:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     runtime = LosingRuntime(success)
-    runner = Runner(store, runtime, settings, "worker-1", sleep=lambda s: None)
+    runner = Runner(
+        store, MemoryCoordination(), runtime, settings, "worker-1", sleep=lambda s: None
+    )
     job_spec = spec()
     store.create(JobRecord(id=JOB, spec=job_spec))
 
@@ -459,7 +469,8 @@ def _held_launch(settings: Settings, attempt: int) -> Launch:
     )
 
 
-def test_running_attempt_is_adopted_not_relaunched(settings: Settings) -> None:
+def left_running(settings: Settings) -> tuple[Harness, JobSpec, Handle]:
+    """A job whose supervisor died while its attempt runs on."""
     h = harness(settings, success)
     job_spec = spec()
     handle = h.runtime.start(_held_launch(settings, 1))
@@ -468,6 +479,11 @@ def test_running_attempt_is_adopted_not_relaunched(settings: Settings) -> None:
             JobStatus.RUNNING, attempts=[open_attempt(1, handle.ref)]
         )
     )
+    return h, job_spec, handle
+
+
+def test_running_attempt_is_adopted_not_relaunched(settings: Settings) -> None:
+    h, job_spec, handle = left_running(settings)
 
     result = h.runner.run(JOB, job_spec)
 
@@ -523,9 +539,11 @@ class HangingRuntime(MemoryRuntime):
 
 
 def test_job_time_limit_is_enforced(settings: Settings) -> None:
-    store = MemoryJobStore()
+    store = MemoryJobRecords()
     runtime = HangingRuntime()
-    runner = Runner(store, runtime, settings, "worker-1", sleep=lambda s: None)
+    runner = Runner(
+        store, MemoryCoordination(), runtime, settings, "worker-1", sleep=lambda s: None
+    )
     job_spec = spec(timeout=1)
     store.create(JobRecord(id=JOB, spec=job_spec))
 
@@ -547,3 +565,21 @@ def test_a_final_job_removes_an_attempt_its_supervisor_left_behind(settings: Set
 
     assert h.runtime.removed == [left]
     assert len(h.runtime.launches) == 1  # only the one this test made
+
+
+def test_a_readopted_attempt_goes_on_after_what_its_last_supervisor_stored(
+    settings: Settings,
+) -> None:
+    """The last supervisor stored two lines and was killed; its successor stores the rest."""
+    h, job_spec, handle = left_running(settings)
+    played = h.runtime.attempts[handle].lines
+    stored = [(1, time.time(), line) for line in played[:2]]
+    h.runner.logs.append(JOB, stored, Capture(1, 2, "2", file_bytes=0))
+
+    h.runner.run(JOB, job_spec)
+
+    assert [line.line for line in h.runner.logs.read(JOB)] == played
+    log_path = Path(h.store.get(JOB).log_path or "")
+    entries = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [e["msg"] for e in entries if "event" not in e] == played[2:]
+    assert [e["event"] for e in entries if "event" in e] == ["attempt_adopted", "attempt_ended"]

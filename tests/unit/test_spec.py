@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from trainq.errors import SpecError
-from trainq.spec import JobSpec
+from trainq.jobs.spec import JobSpec
 
 
 def _refusal(data: dict[str, Any]) -> str:

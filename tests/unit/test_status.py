@@ -8,9 +8,9 @@ import time
 import pytest
 
 from trainq.errors import IllegalTransition
-from trainq.record import JobRecord
-from trainq.spec import JobSpec
-from trainq.status import TRANSITIONS, JobStatus, check_transition
+from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import TRANSITIONS, JobStatus, check_transition
 
 TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
 

@@ -3,7 +3,10 @@
 Every error is JSON: ``422`` in FastAPI's validation shape (``detail`` lists each
 bad field with its ``loc``), every other ``4xx`` as ``{"detail": "..."}``. A
 :class:`~trainq.errors.SpecError` from submit (the allow-list, a limit above the
-cluster's cap) is a ``422`` naming its field like any other bad body.
+cluster's cap) is a ``422`` naming its field like any other bad body. While Redis
+does not answer, every route answers ``503`` with ``Retry-After`` within seconds,
+naming the Redis URL (the API's Redis clients give up quickly:
+:mod:`trainq.connections`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from trainq.api import jobs, system
+from trainq import connections
 from trainq.api.auth import TokenCheck
 from trainq.api.limits import BodyLimit
+from trainq.api.routes import cluster, jobs
 from trainq.config import Settings, get_settings
-from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError
+from trainq.errors import AlreadyFinished, ApiRefused, JobNotFound, SpecError
 
 DESCRIPTION = """
 Submit training jobs, follow them and cancel them. Jobs run in containers on
@@ -32,10 +36,8 @@ the server's `TRAINQ_API_TOKENS`.
 
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
-class ApiRefused(TrainqError):
-    """The API may not start as configured (e.g. no token outside development)."""
+# When a client should try again while Redis is away.
+RETRY_AFTER_S = 5
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.include_router(jobs.router(check, settings))
-    app.include_router(system.router(check, settings))
+    app.include_router(cluster.router(check, settings))
+    for outage in connections.OUTAGE_ERRORS:
+        app.add_exception_handler(outage, _unavailable(settings))
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(AlreadyFinished, _status(409))
     app.add_exception_handler(SpecError, _spec_error)
@@ -70,6 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _status(code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    return handle
+
+
+def _unavailable(settings: Settings) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        detail = str(connections.unavailable(exc, settings))
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
     return handle
 

@@ -1,4 +1,4 @@
-"""The API's request and response bodies (the job spec itself is trainq.spec.JobSpec)."""
+"""The API's request and response bodies (the job spec itself is trainq.jobs.spec.JobSpec)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from trainq.record import JobRecord
-from trainq.status import JobStatus
+from trainq.cluster.figures import Figures
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus
 
 
 class Problem(BaseModel):
@@ -48,18 +49,6 @@ class WorkerView(BaseModel):
     runtime: str
     concurrency: int
     runtime_error: str | None = Field(description="Why its runtime cannot run jobs now")
-
-
-class Figures(BaseModel):
-    """Totals over every finished job."""
-
-    finished: int
-    succeeded: int
-    failed: int
-    success_rate: float | None = Field(description="succeeded / finished; null before any")
-    attempts: int
-    retries: int = Field(description="Attempts beyond each job's first")
-    failure_classes: dict[str, int] = Field(description="Failed attempts by class")
 
 
 class Stats(BaseModel):

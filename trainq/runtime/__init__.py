@@ -1,16 +1,17 @@
-"""Runtimes that run one attempt of a job: process (here), in-memory (tests), docker."""
+"""Runtimes that run one attempt of a job: docker (containers), process (here), and an
+in-memory twin for unit tests. The worker builds one with :mod:`trainq.runtime.factory`."""
 
-from trainq.runtime.base import EXIT_PREEMPTED, Exit, Found, Handle, Launch, Runtime
+from trainq.runtime.base import Exit, Found, Handle, Launch, Output, Runtime
 from trainq.runtime.memory import MemoryRuntime
 from trainq.runtime.process import ProcessRuntime
 
 __all__ = [
-    "EXIT_PREEMPTED",
     "Exit",
     "Found",
     "Handle",
     "Launch",
     "MemoryRuntime",
+    "Output",
     "ProcessRuntime",
     "Runtime",
 ]

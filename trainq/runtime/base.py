@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-# Exit code that train.py (and any well-behaved image) uses for "stopped after
-# checkpointing, safe to resume": a preemption, not a bug.
-EXIT_PREEMPTED = 75
-
 
 @dataclass(frozen=True)
 class Launch:
@@ -71,6 +67,17 @@ class Found:
     running: bool
 
 
+class Output(Protocol):
+    """An attempt's output, line by line, and where the lines given so far end."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    @property
+    def position(self) -> str | None:
+        """The place after the last line given (None before the first): pass it as
+        ``after`` to :meth:`Runtime.output` to go on from there, e.g. in another process."""
+
+
 class Runtime(Protocol):
     name: str
 
@@ -81,8 +88,9 @@ class Runtime(Protocol):
         """Attempts of ``job_id`` (of every job when None) that exist, running or
         exited, not yet removed."""
 
-    def output(self, handle: Handle) -> Iterator[str]:
-        """The attempt's stdout and stderr, line by line, until it closes them."""
+    def output(self, handle: Handle, after: str | None = None) -> Output:
+        """The attempt's stdout and stderr, line by line, until it closes them; with
+        ``after``, only the lines after that :attr:`Output.position`."""
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         """The exit, or None if it still runs after ``timeout_s``."""
@@ -126,3 +134,29 @@ def device_env(gpu_ids: list[int], *, in_container: bool) -> dict[str, str]:
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         "TRAINQ_GPU_IDS": host_ids,
     }
+
+
+def discard(runtime: Runtime, found: Found, grace_s: float) -> None:
+    """Stop the attempt (SIGTERM, grace, SIGKILL; nothing if it has ended), then remove it."""
+    runtime.stop(found.handle, grace_s)
+    runtime.remove(found.handle)
+
+
+class CountedOutput:
+    """An :class:`Output` whose position is how many lines it gave: for runtimes that
+    can replay an attempt's output from its first line (a spool file, a script)."""
+
+    def __init__(self, lines: Iterator[str], after: str | None = None) -> None:
+        self._lines = lines
+        self._skip = int(after) if after else 0
+        self._given = 0
+
+    @property
+    def position(self) -> str | None:
+        return str(self._given) if self._given else None
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            self._given += 1
+            if self._given > self._skip:
+                yield line

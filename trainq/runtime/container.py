@@ -3,21 +3,16 @@
 The container is the truth. It carries ``trainq.job_id``, ``trainq.attempt`` and
 ``trainq.worker`` labels, so any supervisor can find it (adopt-or-launch). It is
 never auto-removed: the exit code, ``State.OOMKilled`` and the output are read
-first, then the runner removes it. Traps of the docker SDK handled here:
-``logs(follow=True)`` yields chunks (not lines) and ends silently when the
-connection drops, so lines are split here and a dropped stream is resumed with
-``since=`` and de-duplicated by timestamp; ``wait(timeout=)`` is an HTTP timeout
-that raises, so it is caught. A client is created lazily, after the worker forks.
+first, then the runner removes it. ``wait(timeout=)`` is an HTTP timeout that
+raises, so it is caught; how the output is read is :mod:`trainq.runtime.container_logs`.
+A client is created lazily, after the worker forks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Any
 
 import docker.errors
@@ -26,10 +21,15 @@ from docker.client import DockerClient
 from docker.models.containers import Container
 from docker.types import DeviceRequest, LogConfig, Mount
 
-import docker
 from trainq.errors import LaunchRefused, RuntimeFault
-from trainq.runtime import jsonfile
-from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env, device_env
+from trainq.runtime.base import Exit, Found, Handle, Launch, Output, contract_env, device_env
+from trainq.runtime.container_logs import (
+    ENGINE_ERRORS,
+    ApiOutput,
+    WatchedOutput,
+    readable,
+    stamp_ns,
+)
 
 CHECKPOINT_MOUNT = "/checkpoints"
 _LABEL = "trainq.job_id"
@@ -37,10 +37,6 @@ _LABEL = "trainq.job_id"
 _CLUSTER_LABEL = "trainq.cluster"
 _ALIVE = {"running", "restarting", "paused"}
 _SIGKILL_EXIT = 137
-_RESUME_PAUSE_S = 0.2
-_EXIT_WATCH_SLICE_S = 10
-# Errors that mean the engine (not the job) failed: transient.
-_ENGINE_ERRORS = (docker.errors.APIError, requests.exceptions.RequestException, OSError)
 
 
 def device_requests(gpu_ids: list[int], *, simulate: bool) -> list[DeviceRequest]:
@@ -134,7 +130,7 @@ class DockerRuntime:
                     f"the Docker engine refused to start {launch.image!r}: {exc.explanation}"
                 ) from exc
             raise RuntimeFault(f"could not start a container: {exc}") from exc
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not start a container: {exc}") from exc
         return Handle(launch.job_id, launch.attempt, container.id, launch.image, digest)
 
@@ -154,13 +150,13 @@ class DockerRuntime:
         labels.append(_LABEL if job_id is None else f"{_LABEL}={job_id}")
         try:
             containers = self.client.containers.list(all=True, filters={"label": labels})
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not list containers: {exc}") from exc
         found = []
         for c in containers:
             if c.status == "created":
                 # Its supervisor died between create and start: start it now.
-                with contextlib.suppress(*_ENGINE_ERRORS):
+                with contextlib.suppress(*ENGINE_ERRORS):
                     c.start()
                     c.reload()
             attempt = int(c.labels.get("trainq.attempt", "0"))
@@ -171,42 +167,18 @@ class DockerRuntime:
             found.append(Found(handle, c.status in _ALIVE))
         return found
 
-    def output(self, handle: Handle) -> Iterator[str]:
+    def output(self, handle: Handle, after: str | None = None) -> Output:
         container = self._container(handle)
-        on_disk = jsonfile.readable(container.attrs.get("LogPath"))
+        on_disk = readable(container.attrs.get("LogPath"))
         if on_disk is not None:
             # Same host: read the engine's log files, which costs dockerd nothing; a
             # thread blocked in the engine's wait says the moment the container ends.
-            with _ExitWatch(container.id) as exited:
-                yield from jsonfile.JsonFileLog(on_disk, exited).lines()
-            return
-        last: datetime | None = None
-        at_last = 0  # lines already yielded whose timestamp == last
-        ended = False
-        while True:
-            skip = at_last
-            since = last.timestamp() if last is not None else None
-            lines = _Lines(self._log_stream(container, since))
-            for stamp, line in lines:
-                if last is not None and stamp is not None:
-                    if stamp < last:
-                        continue  # a resumed stream starts before where we were
-                    if stamp == last and skip > 0:
-                        skip -= 1
-                        continue
-                if stamp is not None:
-                    at_last = at_last + 1 if stamp == last else 1
-                    last = stamp
-                yield line
-            if ended:
-                if lines.partial:
-                    yield _stamped(lines.partial)[1]  # a last line without a newline
-                return
-            # End of stream: the container ended, or the connection dropped. Either way
-            # read once more from where we were; after an end that pass is the last.
-            ended = not self._is_alive(container)
-            if not ended:
-                time.sleep(_RESUME_PAUSE_S)
+            return WatchedOutput(on_disk, container.id, after)
+        return ApiOutput(
+            lambda since: self._log_stream(container, since),
+            lambda: self._is_alive(container),
+            after,
+        )
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         container = self._container(handle)
@@ -214,14 +186,14 @@ class DockerRuntime:
             status = container.wait(timeout=timeout_s)
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             return None
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"lost the container {handle.ref[:12]}: {exc}") from exc
         code = int(status.get("StatusCode", -1))
         try:
             container.reload()
             state = container.attrs["State"]
             limit = container.attrs["HostConfig"].get("Memory") or 0
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"lost the container {handle.ref[:12]}: {exc}") from exc
         # OOMKilled alone is unreliable and 137 only means SIGKILL: trust OOMKilled, or
         # a SIGKILL under a memory limit that nobody else sent (stop() records its own).
@@ -237,7 +209,7 @@ class DockerRuntime:
             container.stop(timeout=max(int(grace_s), 0))  # SIGTERM, grace, SIGKILL
         except docker.errors.NotFound:
             return
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not stop {handle.ref[:12]}: {exc}") from exc
 
     def remove(self, handle: Handle) -> None:
@@ -246,7 +218,7 @@ class DockerRuntime:
             self.client.api.remove_container(handle.ref, force=True)
         except docker.errors.NotFound:
             return
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not remove {handle.ref[:12]}: {exc}") from exc
 
     def _image_digest(self, image: str) -> str:
@@ -255,7 +227,7 @@ class DockerRuntime:
             return str(self.client.images.get(image).id)
         except docker.errors.ImageNotFound:
             pass
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not inspect image {image!r}: {exc}") from exc
         try:
             return str(self.client.images.pull(image).id)
@@ -282,7 +254,7 @@ class DockerRuntime:
             return self.client.containers.get(handle.ref)
         except docker.errors.NotFound as exc:
             raise RuntimeFault(f"container {handle.ref[:12]} of {handle.job_id} is gone") from exc
-        except _ENGINE_ERRORS as exc:
+        except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not inspect {handle.ref[:12]}: {exc}") from exc
 
     def _log_stream(self, container: Container, since: float | None) -> Iterator[bytes]:
@@ -291,7 +263,7 @@ class DockerRuntime:
                 stdout=True, stderr=True, stream=True, follow=True, timestamps=True, since=since
             )
             yield from stream
-        except _ENGINE_ERRORS:
+        except ENGINE_ERRORS:
             return  # a dropped stream: the caller checks the container and resumes
 
     def _is_alive(self, container: Container) -> bool:
@@ -299,88 +271,17 @@ class DockerRuntime:
             container.reload()
         except docker.errors.NotFound:
             return False
-        except _ENGINE_ERRORS:
+        except ENGINE_ERRORS:
             return True  # the engine blinked; try again
         return container.status in _ALIVE
-
-
-class _ExitWatch:
-    """Sets an event when the container ends, from a thread blocked in the engine's wait.
-
-    The thread has its own client (clients are not shared across threads) and waits
-    in slices, so it ends soon after the ``with`` block even if the container runs on.
-    """
-
-    def __init__(self, container_id: str) -> None:
-        self._id = container_id
-        self.ended = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._wait, daemon=True, name="exit-watch")
-
-    def __enter__(self) -> threading.Event:
-        self._thread.start()
-        return self.ended
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-
-    def _wait(self) -> None:
-        client: DockerClient | None = None
-        try:
-            while not self._done.is_set():
-                try:
-                    client = client or DockerClient.from_env()
-                    client.api.wait(self._id, timeout=_EXIT_WATCH_SLICE_S)
-                except requests.exceptions.ReadTimeout:
-                    continue  # still running after a slice
-                except docker.errors.NotFound:
-                    pass  # removed: it has ended
-                except (docker.errors.DockerException, *_ENGINE_ERRORS):
-                    # The engine blinked or restarts: look again shortly, as a poll would.
-                    self._done.wait(_RESUME_PAUSE_S)
-                    continue
-                self.ended.set()
-                return
-        finally:
-            if client is not None:
-                client.close()
-
-
-class _Lines:
-    """Complete (timestamp, line) pairs from docker's chunks; ``partial`` keeps the rest."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self.partial = b""
-
-    def __iter__(self) -> Iterator[tuple[datetime | None, str]]:
-        for chunk in self._chunks:
-            self.partial += chunk
-            *complete, self.partial = self.partial.split(b"\n")
-            for raw in complete:
-                yield _stamped(raw)
-
-
-def _stamped(raw: bytes) -> tuple[datetime | None, str]:
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
-    stamp, sep, line = text.partition(" ")
-    if not sep:
-        return None, text
-    try:
-        # RFC 3339 with nanoseconds: keep microseconds for datetime.
-        head, _, frac = stamp.rstrip("Z").partition(".")
-        return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00"), line
-    except ValueError:
-        return None, text
 
 
 def _run_time_s(state: dict[str, Any]) -> float | None:
     """FinishedAt - StartedAt of a container, as the engine measured them."""
     try:
-        started = _stamped(f"{state['StartedAt']} x".encode())[0]
-        finished = _stamped(f"{state['FinishedAt']} x".encode())[0]
-    except KeyError:
+        started, finished = stamp_ns(state["StartedAt"]), stamp_ns(state["FinishedAt"])
+    except (KeyError, AttributeError):
         return None
     if started is None or finished is None:
         return None
-    return (finished - started).total_seconds()
+    return (finished - started) / 1e9

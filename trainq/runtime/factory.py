@@ -6,14 +6,13 @@ import docker.errors
 import requests.exceptions
 from docker.client import DockerClient
 
-import docker
 from trainq.config import Settings, inherited_env
-from trainq.errors import RuntimeFault, TrainqError
-from trainq.images import image_allowed
+from trainq.errors import ConfigError, RuntimeFault
+from trainq.jobs.policy import image_allowed
+from trainq.jobs.spec import parse_size
 from trainq.runtime.base import Runtime
 from trainq.runtime.container import DockerRuntime
 from trainq.runtime.process import ProcessRuntime
-from trainq.spec import parse_size
 
 
 def make_runtime(settings: Settings) -> Runtime:
@@ -46,7 +45,7 @@ def check_runtime(settings: Settings) -> str:
     try:
         client = runtime.client
     except RuntimeFault as exc:
-        raise TrainqError(
+        raise ConfigError(
             f"TRAINQ_RUNTIME=docker but {exc}. Start the engine "
             "(bash docker/host.sh docker-up) or set TRAINQ_RUNTIME=process"
         ) from None

@@ -6,11 +6,11 @@ so a test can play a successful run, a crash or a preemption without a process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from trainq.errors import RuntimeFault
-from trainq.runtime.base import Exit, Found, Handle, Launch
+from trainq.runtime.base import CountedOutput, Exit, Found, Handle, Launch
 
 
 @dataclass
@@ -42,8 +42,8 @@ class MemoryRuntime:
         # A played attempt has always already ended.
         return [Found(h, False) for h in self.attempts if job_id in (None, h.job_id)]
 
-    def output(self, handle: Handle) -> Iterator[str]:
-        yield from self._played(handle).lines
+    def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
+        return CountedOutput(iter(self._played(handle).lines), after)
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         return self._played(handle).exit

@@ -24,7 +24,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trainq.errors import LaunchRefused, RuntimeFault
-from trainq.runtime.base import Exit, Found, Handle, Launch, contract_env, device_env
+from trainq.logs.lines import LineSplitter, text
+from trainq.runtime.base import (
+    CountedOutput,
+    Exit,
+    Found,
+    Handle,
+    Launch,
+    contract_env,
+    device_env,
+)
 
 _READ_CHUNK = 1 << 16
 _IDLE_POLL_S = 0.05
@@ -89,25 +98,26 @@ class ProcessRuntime:
             procs = [(h, p) for h, p in self._procs.items() if job_id in (None, h.job_id)]
         return [Found(handle, proc.poll() is None) for handle, proc in procs]
 
-    def output(self, handle: Handle) -> Iterator[str]:
+    def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
+        return CountedOutput(self._lines(handle), after)
+
+    def _lines(self, handle: Handle) -> Iterator[str]:
         proc = self._proc(handle)
         with self._lock:
             spool = self._spools[handle]
-        pending = b""
+        splitter = LineSplitter()
         with spool.open("rb") as stream, _ExitSignal(proc) as exited:
             while True:
                 chunk = stream.read(_READ_CHUNK)
                 if chunk:
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for raw in lines:
-                        yield raw.decode("utf-8", errors="replace").rstrip("\r")
+                    yield from splitter.feed(chunk)
                     continue
                 if proc.poll() is not None:
                     # Ended: what it wrote before exiting is all in the file now.
-                    *lines, last = (pending + stream.read()).split(b"\n")
-                    for raw in [*lines, last] if last else lines:
-                        yield raw.decode("utf-8", errors="replace").rstrip("\r")
+                    yield from splitter.feed(stream.read())
+                    rest = splitter.rest()
+                    if rest:
+                        yield text(rest)
                     return
                 exited.wait(_IDLE_POLL_S)  # wakes at once when it exits
 

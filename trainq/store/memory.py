@@ -1,4 +1,4 @@
-"""In-memory job store for unit tests: same contract as the Redis store."""
+"""In-memory twins of the store for unit tests: same contracts as the Redis store."""
 
 from __future__ import annotations
 
@@ -6,21 +6,17 @@ import threading
 import time
 from collections import defaultdict
 
-from trainq import tally
 from trainq.errors import JobNotFound
-from trainq.record import JobRecord
-from trainq.status import JobStatus, check_transition
-from trainq.store.base import JobPage, Mutation, decode_cursor, encode_cursor, is_after
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus, check_transition
+from trainq.store.paging import decode_cursor, encode_cursor, is_after
+from trainq.store.protocols import JobPage, Mutation
+from trainq.store.totals import increments, just_finished
 
 
-class MemoryJobStore:
+class MemoryJobRecords:
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
-        self._idempotency: dict[str, str] = {}
-        self._cancelled: set[str] = set()
-        self._leases: dict[str, tuple[str, float]] = {}  # job → (value, expires at)
-        self._fences: dict[str, int] = {}
-        self._requeues: dict[str, float] = {}
         self._totals: dict[str, float] = defaultdict(float)
         self._lock = threading.Lock()
 
@@ -47,8 +43,8 @@ class MemoryJobStore:
             new = mutate(current)
             check_transition(current.status, new.status)
             self._records[job_id] = new.to_json()
-            if tally.just_finished(current, new):
-                for name, amount in tally.increments(new).items():
+            if just_finished(current, new):
+                for name, amount in increments(new).items():
                     self._totals[name] += amount
             return new
 
@@ -77,9 +73,14 @@ class MemoryJobStore:
         with self._lock:
             return {name: float(value) for name, value in self._totals.items()}
 
-    def claim_idempotency_key(self, key: str, job_id: str) -> str:
-        with self._lock:
-            return self._idempotency.setdefault(key, job_id)
+
+class MemoryCoordination:
+    def __init__(self) -> None:
+        self._cancelled: set[str] = set()
+        self._leases: dict[str, tuple[str, float]] = {}  # job → (value, expires at)
+        self._fences: dict[str, int] = {}
+        self._requeues: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def request_cancel(self, job_id: str) -> None:
         with self._lock:
@@ -126,3 +127,13 @@ class MemoryJobStore:
     def _live_lease(self, job_id: str) -> str | None:
         value, expires = self._leases.get(job_id, ("", 0.0))
         return value if expires > time.monotonic() else None
+
+
+class MemoryIdempotencyKeys:
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, key: str, job_id: str) -> str:
+        with self._lock:
+            return self._keys.setdefault(key, job_id)

@@ -1,9 +1,11 @@
-"""The job store in Redis: one JSON string per job, plus sorted-set indexes.
+"""The store in Redis: job records, coordination keys and idempotency keys.
 
-``jobs:all`` and ``jobs:status:<status>`` hold job ids scored by creation time, so
-listing (all, or by status, newest first) never scans the key space. Updates are
-optimistic transactions (WATCH/MULTI): the record and its status index change
-together or not at all.
+Records are one JSON string per job, plus sorted-set indexes: ``jobs:all`` and
+``jobs:status:<status>`` hold job ids scored by creation time, so listing (all, or
+by status, newest first) never scans the key space. Updates are optimistic
+transactions (WATCH/MULTI): the record, its status index and the totals change
+together or not at all. Every key name is in :mod:`trainq.store.keys`; the clients
+are built from settings by :mod:`trainq.connections`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from __future__ import annotations
 from typing import cast
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
-from trainq import tally
 from trainq.errors import JobNotFound
-from trainq.keys import CANCEL_FLAG_TTL_S, Keys
-from trainq.record import JobRecord
-from trainq.status import JobStatus, check_transition
-from trainq.store.base import JobPage, Mutation, decode_cursor, encode_cursor, is_after
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus, check_transition
+from trainq.store.keys import CANCEL_FLAG_TTL_S, Keys
+from trainq.store.paging import decode_cursor, encode_cursor, is_after
+from trainq.store.protocols import JobPage, Mutation
+from trainq.store.totals import increments, just_finished
 
 # Extra ids fetched per page to step over records created in the same instant.
 _TIE_SLACK = 32
@@ -50,26 +51,11 @@ return 0
 """
 
 
-class RedisJobStore:
+class RedisJobRecords:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
         self._create = client.register_script(_CREATE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    @classmethod
-    def from_url(cls, url: str, prefix: str, outage_s: float = 60.0) -> RedisJobStore:
-        """A store whose commands ride out a Redis restart of up to about ``outage_s``."""
-        retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=max(int(outage_s / 2), 1))
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            retry=retry,
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError],
-            health_check_interval=10,
-        )
-        return cls(client, Keys(prefix))
 
     @property
     def client(self) -> redis.Redis:
@@ -110,8 +96,8 @@ class RedisJobStore:
                     if new.status != current.status:
                         pipe.zrem(self._keys.jobs_by_status(current.status), job_id)
                         pipe.zadd(self._keys.jobs_by_status(new.status), {job_id: new.created_at})
-                    if tally.just_finished(current, new):
-                        for name, amount in tally.increments(new).items():
+                    if just_finished(current, new):
+                        for name, amount in increments(new).items():
                             pipe.hincrbyfloat(self._keys.totals, name, amount)
                     pipe.execute()
                     return new
@@ -154,11 +140,13 @@ class RedisJobStore:
         raw = cast(dict[str, str], self._redis.hgetall(self._keys.totals))
         return {name: float(value) for name, value in raw.items()}
 
-    def claim_idempotency_key(self, key: str, job_id: str) -> str:
-        name = self._keys.idempotency(key)
-        if self._redis.set(name, job_id, nx=True):
-            return job_id
-        return str(self._redis.get(name))
+
+class RedisCoordination:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
 
     def request_cancel(self, job_id: str) -> None:
         self._redis.set(self._keys.cancel(job_id), "1", ex=CANCEL_FLAG_TTL_S)
@@ -189,3 +177,15 @@ class RedisJobStore:
     def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
         name = self._keys.requeue(job_id)
         return bool(self._redis.set(name, "1", nx=True, px=int(ttl_s * 1000)))
+
+
+class RedisIdempotencyKeys:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis = client
+        self._keys = keys
+
+    def claim(self, key: str, job_id: str) -> str:
+        name = self._keys.idempotency(key)
+        if self._redis.set(name, job_id, nx=True):
+            return job_id
+        return str(self._redis.get(name))

@@ -1,0 +1,74 @@
+"""``/stats``, ``/health`` and ``/metrics``: the cluster as the API sees it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from trainq import connections
+from trainq.api.auth import TokenCheck
+from trainq.api.models import UNAUTHORIZED, Health, Stats, WorkerView
+from trainq.cluster import metrics
+from trainq.cluster.figures import ClusterView
+from trainq.cluster.registry import WorkerInfo
+from trainq.config import Settings
+
+
+def router(check: TokenCheck, settings: Settings) -> APIRouter:
+    api = APIRouter(tags=["cluster"])
+    auth = [Depends(check)]
+
+    def cluster() -> ClusterView:
+        return ClusterView(connections.records(settings), connections.registry(settings), settings)
+
+    @api.get("/stats", response_model=Stats, dependencies=auth, responses=UNAUTHORIZED)
+    def stats() -> Stats:
+        """Jobs by status, queue lengths, live workers and their GPUs, and figures."""
+        now = cluster().snapshot()
+        return Stats(
+            jobs={status.value: count for status, count in now.jobs.items()},
+            queues=now.queues,
+            workers=[_worker(w) for w in now.workers],
+            figures=now.figures,
+        )
+
+    @api.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Something trainq needs is down"}},
+    )
+    def health(response: Response) -> Health:
+        """Redis, live workers and their Docker engines reachable; `503` when not."""
+        checks = cluster().health(connections.probe(settings))
+        ok = all(value == "ok" for value in checks.values())
+        if not ok:
+            response.status_code = 503
+        return Health(ok=ok, checks=checks)
+
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=[] if settings.metrics_public else auth,
+        responses={
+            **UNAUTHORIZED,
+            200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        },
+    )
+    def prometheus() -> Response:
+        """Jobs by status, queue depth, job durations, attempts and failure classes."""
+        return Response(metrics.exposition(cluster()), media_type=CONTENT_TYPE_LATEST)
+
+    return api
+
+
+def _worker(info: WorkerInfo) -> WorkerView:
+    return WorkerView(
+        name=info.name,
+        hostname=info.hostname,
+        queues=list(info.queues),
+        gpus=list(info.gpu_ids),
+        gpu_uuids=list(info.gpu_uuids),
+        runtime=info.runtime,
+        concurrency=info.concurrency,
+        runtime_error=info.runtime_error,
+    )

@@ -1,0 +1,51 @@
+"""What every ``trainq`` command shares: the Typer app, its consoles, errors, ``main``.
+
+Exit codes: 0 success (with ``--wait``: the job succeeded), 1 the job did not
+succeed or was not found, 2 invalid input (nothing was enqueued), 3 a service trainq
+needs (Redis: broker and job store) does not answer, said in one line on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trainq import connections
+from trainq.config import get_settings
+from trainq.logs import components
+
+EXIT_UNAVAILABLE = 3
+# Options several commands share, spelled once.
+JobId = Annotated[str, typer.Argument(help="Job id")]
+RecordAsJson = Annotated[bool, typer.Option("--json", help="Print the job record as JSON")]
+cli = typer.Typer(
+    name="trainq",
+    help="Run training jobs in containers through Celery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output is read by people too: do not squeeze it into 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def main() -> None:
+    """The ``trainq`` command."""
+    settings = get_settings()
+    components.configure("cli", settings.log_dir)
+    try:
+        cli()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except connections.OUTAGE_ERRORS as exc:
+        print(f"error: {connections.unavailable(exc, settings)}", file=sys.stderr)  # one line
+        sys.exit(EXIT_UNAVAILABLE)

@@ -1,0 +1,10 @@
+"""What every caller (Python, CLI, API) does with jobs: submit, read, wait, cancel.
+
+It sends by task name and never imports the worker side.
+"""
+
+from trainq.client.jobs import cancel, get_job, list_jobs, wait_for
+from trainq.client.submit import submit
+from trainq.client.task import submit_training
+
+__all__ = ["cancel", "get_job", "list_jobs", "submit", "submit_training", "wait_for"]

@@ -1,0 +1,95 @@
+"""Reading, waiting for and cancelling jobs: what Python, the CLI and the API call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from trainq import connections
+from trainq.celery_app import app
+from trainq.errors import AlreadyFinished, IllegalTransition, WaitTimeout
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus
+from trainq.store.protocols import Coordination, JobPage, JobRecords
+
+
+def get_job(job_id: str, records: JobRecords | None = None) -> JobRecord:
+    return (records or connections.records()).get(job_id)
+
+
+def list_jobs(
+    status: JobStatus | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    records: JobRecords | None = None,
+) -> JobPage:
+    return (records or connections.records()).list(status=status, limit=limit, cursor=cursor)
+
+
+def wait_for(
+    job_id: str,
+    *,
+    records: JobRecords | None = None,
+    timeout_s: float | None = None,
+    poll_interval_s: float = 0.5,
+    on_update: Callable[[JobRecord], None] = lambda _: None,
+) -> JobRecord:
+    """Poll the store until the job is final; ``on_update`` sees each new version.
+
+    :class:`~trainq.errors.WaitTimeout` (also a ``TimeoutError``) after ``timeout_s``.
+    """
+    records = records or connections.records()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    seen = -1.0
+    while True:
+        record = records.get(job_id)
+        if record.updated_at != seen:
+            seen = record.updated_at
+            on_update(record)
+        if record.status.is_terminal:
+            return record
+        if deadline is not None and time.monotonic() > deadline:
+            raise WaitTimeout(f"job {job_id} still {record.status} after {timeout_s} s")
+        time.sleep(poll_interval_s)
+
+
+def revoke(job_id: str) -> None:
+    """Let workers skip the job's message (without terminate: the flag is the truth)."""
+    app.control.revoke(job_id)
+
+
+def cancel(
+    job_id: str,
+    *,
+    revoke: Callable[[str], None] = revoke,
+    records: JobRecords | None = None,
+    coordination: Coordination | None = None,
+) -> JobRecord:
+    """Ask for the job to be cancelled; the record as it stands right after.
+
+    Cooperative: the cancel flag in Redis is the truth. A queued job is recorded
+    ``cancelled`` at once and never starts (``revoke`` only lets workers skip its
+    message early). A running job's supervisor sees the flag, stops the container
+    (SIGTERM, grace, SIGKILL) and only then records ``cancelled``. A final job
+    raises :class:`AlreadyFinished` and nothing changes.
+    """
+    records = records or connections.records()
+    coordination = coordination or connections.coordination()
+    record = records.get(job_id)
+    if record.status.is_terminal:
+        raise AlreadyFinished(f"job {job_id} already {record.status}: nothing to cancel")
+    coordination.request_cancel(job_id)
+    revoke(job_id)
+
+    def cancel_if_queued(r: JobRecord) -> JobRecord:
+        if r.status == JobStatus.QUEUED:
+            return r.moved_to(JobStatus.CANCELLED, error="cancelled before it started")
+        return r
+
+    try:
+        return records.update(job_id, cancel_if_queued)
+    except IllegalTransition:
+        record = records.get(job_id)  # it ended meanwhile
+        if record.status == JobStatus.CANCELLED:
+            return record
+        raise AlreadyFinished(f"job {job_id} already {record.status}: nothing to cancel") from None

@@ -1,0 +1,154 @@
+"""Every connection trainq makes to Redis, built from Settings in this one place.
+
+The store's parts (records, coordination, idempotency keys), the job log streams
+and the worker registry share one client (one connection pool) per Redis URL in a
+process. How long a command keeps trying while Redis does not answer depends on
+who asks:
+
+- **interactive** callers (CLI, API, a Python script: the default) give up within
+  seconds and say what is down (:class:`~trainq.errors.Unavailable`, naming the URL);
+- **workers** ride out an outage of about a minute (a Redis restart), so a running
+  job's supervisor never gives up on it: ``trainq worker`` calls
+  :func:`ride_out_outages` before anything connects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit, urlunsplit
+
+import kombu.exceptions
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from trainq.cluster.registry import Registry, WorkerInfo
+from trainq.config import Settings, get_settings
+from trainq.errors import Unavailable
+from trainq.logs.stream import RedisLogStream
+from trainq.store.keys import Keys
+from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
+
+# What a Redis (or broker) outage looks like to a caller.
+OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.BusyLoadingError,
+    kombu.exceptions.OperationalError,
+)
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long a client waits for Redis before a command fails."""
+
+    connect_timeout_s: float | None
+    socket_timeout_s: float | None  # above the longest blocking read (XREAD, 1 s)
+    retries: int  # attempts after the first, backing off up to 2 s apart
+    retry_timeouts: bool  # retry a timeout too, not only a refused or dropped connection
+
+
+# A refused or dropped connection (Redis restarted: the pool's connections are stale)
+# is tried once more at once; a Redis that does not answer fails the command in 2.5 s.
+INTERACTIVE = Patience(connect_timeout_s=1.5, socket_timeout_s=2.5, retries=1, retry_timeouts=False)
+RIDE_OUT = Patience(  # about a minute
+    connect_timeout_s=5.0, socket_timeout_s=None, retries=30, retry_timeouts=True
+)
+# One look, for /health: answers within about a second either way.
+PROBE = Patience(connect_timeout_s=1.0, socket_timeout_s=1.0, retries=0, retry_timeouts=False)
+
+_patience = [INTERACTIVE]
+
+
+def ride_out_outages() -> None:
+    """Make this process (a worker) keep trying through a Redis outage of about a minute."""
+    _patience[0] = RIDE_OUT
+
+
+@cache
+def redis_client(url: str, patience: Patience) -> redis.Redis:
+    """One client (and pool) per URL and patience in this process."""
+    retried: tuple[type[Exception], ...] = (redis.ConnectionError, redis.BusyLoadingError)
+    if patience.retry_timeouts:
+        retried += (redis.TimeoutError,)
+    backoff = ExponentialBackoff(cap=2.0, base=0.1)
+    retry = Retry(backoff, retries=patience.retries, supported_errors=retried)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=retry,
+        socket_connect_timeout=patience.connect_timeout_s,
+        socket_timeout=patience.socket_timeout_s,
+        health_check_interval=10,
+    )
+
+
+def client(settings: Settings | None = None) -> redis.Redis:
+    settings = settings or get_settings()
+    return redis_client(settings.redis_url, _patience[0])
+
+
+def probe(settings: Settings | None = None) -> redis.Redis:
+    """A client that gives up at once: is Redis there now?"""
+    settings = settings or get_settings()
+    return redis_client(settings.redis_url, PROBE)
+
+
+def keys(settings: Settings | None = None) -> Keys:
+    return Keys((settings or get_settings()).key_prefix)
+
+
+def records(settings: Settings | None = None) -> RedisJobRecords:
+    return RedisJobRecords(client(settings), keys(settings))
+
+
+def coordination(settings: Settings | None = None) -> RedisCoordination:
+    return RedisCoordination(client(settings), keys(settings))
+
+
+def idempotency_keys(settings: Settings | None = None) -> RedisIdempotencyKeys:
+    return RedisIdempotencyKeys(client(settings), keys(settings))
+
+
+def log_stream(settings: Settings | None = None) -> RedisLogStream:
+    """The job log streams."""
+    settings = settings or get_settings()
+    return RedisLogStream(
+        client(settings),
+        keys(settings),
+        settings.log_stream_max_lines,
+        retention_s=settings.log_retention_days * 86_400,
+    )
+
+
+def registry(settings: Settings | None = None) -> Registry:
+    """The live-worker registry of the settings' cluster."""
+    settings = settings or get_settings()
+    return Registry(client(settings), keys(settings), settings.worker_ttl_s)
+
+
+def live_workers(settings: Settings | None = None) -> list[WorkerInfo]:
+    """Every live worker of the settings' cluster."""
+    return registry(settings).live()
+
+
+def unavailable(exc: Exception, settings: Settings | None = None) -> Unavailable:
+    """What to tell a person when Redis (``exc``) does not answer: the URL and why."""
+    settings = settings or get_settings()
+    return Unavailable(
+        f"Redis at {shown_url(settings.redis_url)} does not answer ({exc}); "
+        "trainq's broker and job store are down or unreachable: start Redis, or set "
+        "TRAINQ_REDIS_URL"
+    )
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

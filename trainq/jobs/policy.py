@@ -1,0 +1,46 @@
+"""What this cluster allows a job: its images, its longest time limit, its largest
+container. Submit applies it (refusing, naming the field); the Docker runtime checks
+the image again before any container starts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from trainq.config import Settings
+from trainq.errors import SpecError
+from trainq.jobs.spec import JobSpec, parse_size
+
+
+def image_allowed(image: str, settings: Settings) -> bool:
+    """Whether ``image`` is the default image or matches an ``allowed_images`` pattern."""
+    return any(fnmatch.fnmatchcase(image, pattern) for pattern in settings.image_patterns)
+
+
+def with_defaults(spec: JobSpec, settings: Settings) -> JobSpec:
+    """The spec with the image and time limit filled in; refuses what this cluster does
+    not allow (a too long limit, an image off the allow-list, limits above the cap)."""
+    timeout_s = spec.timeout_s if spec.timeout_s is not None else settings.default_timeout_s
+    if timeout_s > settings.max_job_s:
+        raise SpecError(
+            f"invalid job spec: timeout_s: must be at most {settings.max_job_s} s, "
+            f"the longest job this cluster allows (got {timeout_s})"
+        )
+    image = spec.image or settings.default_image
+    if not image_allowed(image, settings):
+        raise SpecError(
+            f"invalid job spec: image: {image!r} is not on this cluster's allow-list "
+            f"({', '.join(settings.image_patterns)}; setting TRAINQ_ALLOWED_IMAGES)"
+        )
+    cap = parse_size(settings.container_memory)
+    if spec.memory_bytes is not None and spec.memory_bytes > cap:
+        raise SpecError(
+            f"invalid job spec: memory: must be at most {settings.container_memory}, "
+            f"this cluster's container limit (got {spec.memory!r})"
+        )
+    if spec.cpus is not None and spec.cpus > settings.container_cpus:
+        raise SpecError(
+            f"invalid job spec: cpus: must be at most {settings.container_cpus:g}, "
+            f"this cluster's container limit (got {spec.cpus:g})"
+        )
+    return spec.model_copy(update={"image": image, "timeout_s": timeout_s})

@@ -1,0 +1,94 @@
+"""The job record: what the store keeps about one job, in one JSON shape everywhere.
+
+Top-level keys: ``id, status, spec, queue, attempts, progress, result, error, log_path`` and the
+timestamps ``created_at, updated_at, started_at, finished_at`` (Unix seconds).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainq.errors import JobFailed
+from trainq.jobs.failures import FailureClass
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus, check_transition
+
+
+class Progress(BaseModel):
+    """The latest progress line a job printed (see train.py's protocol)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    loss: float | None = None
+    samples_per_s: float | None = None
+    eta_s: float | None = None
+
+
+class Attempt(BaseModel):
+    """One launch of the job's container or process."""
+
+    number: int
+    handle: str | None = None  # the runtime's id: a container id, or a pid
+    runtime: str | None = None
+    image: str | None = None
+    image_digest: str | None = None
+    worker: str | None = None
+    host: str | None = None
+    gpu_ids: list[int] = Field(default_factory=list)  # the devices it ran on (host ids)
+    gpu_uuids: list[str] = Field(default_factory=list)  # theirs, when NVML was there
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    run_s: float | None = None  # the container's (process's) own run time
+    failure_class: FailureClass | None = None  # when it failed
+    error: str | None = None
+
+
+class JobRecord(BaseModel):
+    id: str
+    status: JobStatus = JobStatus.QUEUED
+    spec: JobSpec
+    queue: str | None = None  # where it was sent (trainq.routing)
+    attempts: list[Attempt] = Field(default_factory=list)
+    progress: Progress = Field(default_factory=Progress)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    log_path: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def moved_to(self, status: JobStatus, **changes: Any) -> JobRecord:
+        """A copy in ``status`` with ``changes``; refuses what the transition map refuses."""
+        check_transition(self.status, status)
+        now = time.time()
+        stamps: dict[str, Any] = {"updated_at": now}
+        if status == JobStatus.RUNNING and self.started_at is None:
+            stamps["started_at"] = now
+        if status.is_terminal:
+            stamps["finished_at"] = now
+        return self.model_copy(update={"status": status, **stamps, **changes})
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def outcome(self) -> dict[str, Any]:
+        """A final record's result, or :class:`JobFailed` carrying its status and error."""
+        if self.status == JobStatus.SUCCEEDED:
+            return self.result or {}
+        raise JobFailed(f"job {self.id} {self.status}: {self.error or 'no reason recorded'}")
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> JobRecord:
+        return cls.model_validate_json(raw)

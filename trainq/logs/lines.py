@@ -1,0 +1,40 @@
+"""The one line splitter: bytes as they arrive (a pipe, a file, Docker's chunks) in,
+complete lines out, the unfinished rest kept for the next chunk.
+
+Every runtime reads its attempt's output through it, so each splits alike: on
+``\\n``, trailing ``\\r`` dropped, invalid UTF-8 replaced, a last line without a
+newline given by :meth:`LineSplitter.rest` once the output has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+class LineSplitter:
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def raw(self, chunk: bytes) -> list[bytes]:
+        """The complete lines (bytes, without ``\\n``) that ``chunk`` finishes."""
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        return complete
+
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        """The complete lines that ``chunk`` finishes, as text."""
+        for raw in self.raw(chunk):
+            yield text(raw)
+
+    def rest(self) -> bytes:
+        """What came after the last newline (and forget it)."""
+        rest, self._pending = self._pending, b""
+        return rest
+
+    def reset(self) -> None:
+        """Drop what is pending (its source was replaced, e.g. a rotated file)."""
+        self._pending = b""
+
+
+def text(raw: bytes) -> str:
+    """One raw line as text: invalid UTF-8 replaced, trailing ``\\r`` dropped."""
+    return raw.decode("utf-8", errors="replace").rstrip("\r")

@@ -1,0 +1,148 @@
+"""A job's output: every line of every attempt, kept in two places.
+
+Locally, ``<log_dir>/jobs/<job_id>.log`` holds JSON lines in trainq's one log format
+(``component: "job"``, the line in ``msg``), attempt boundaries marked with an
+``event`` record; past ``job_log_max_bytes`` a visible truncation marker is written
+and further lines are only counted. Remotely, the same lines go in batches to the
+job's capped Redis stream, so ``trainq logs`` works from any host.
+
+Each batch is written to the file first, then appended to the stream together with
+a :class:`~trainq.logs.stream.Capture` mark: the attempt's line count, the runtime's
+position after the batch and the file's size. A supervisor that re-attaches to a
+running attempt (its predecessor was killed) cuts the file back to the last mark and
+asks the runtime for the output after the mark's position, so every line is stored
+exactly once, in order, in both places.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from trainq.logs.format import encode, line_encoder
+from trainq.logs.stream import Capture, LogStream
+
+# Lines are flushed (file and stream) at least this often, and in batches this big.
+_FLUSH_INTERVAL_S = 0.2
+_BATCH_LINES = 2_000
+
+
+class JobLog:
+    """Captures one attempt's output; keeps its last lines for the error message.
+
+    ``position`` tells where the runtime's output stands after the last line written;
+    ``resume`` is the last capture mark of a job whose attempt is being re-attached.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        job_id: str,
+        attempt: int,
+        *,
+        stream: LogStream,
+        tail_lines: int,
+        max_bytes: int,
+        position: Callable[[], str | None] = lambda: None,
+        resume: Capture | None = None,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.job_id = job_id
+        self.attempt = attempt
+        self.lines = 0
+        self._stream = stream
+        self._position = position
+        self._max_bytes = max_bytes
+        if resume is not None:
+            _cut_back(path, resume.file_bytes)
+        self._file = path.open("a", encoding="utf-8")
+        self._written = path.stat().st_size
+        self._truncated = False
+        self._tail: deque[str] = deque(maxlen=tail_lines)
+        self._batch: list[tuple[int, float, str]] = []
+        self._flushed_at = time.monotonic()
+        self._format = line_encoder("job", job_id=job_id, attempt=attempt)
+        if resume is not None and resume.attempt == attempt:
+            self.lines = resume.lines
+            self._event(
+                "attempt_adopted", f"attempt {attempt} re-attached after {self.lines} lines"
+            )
+        else:
+            self._event("attempt_started", f"attempt {attempt} started")
+        self.flush()
+
+    def write(self, line: str) -> None:
+        now = time.time()
+        self.lines += 1
+        self._tail.append(line)
+        self._batch.append((self.attempt, now, line))
+        if not self._truncated:
+            text = self._format(line, now) + "\n"
+            self._written += len(text.encode("utf-8"))
+            if self._written > self._max_bytes:
+                self._truncate()
+            else:
+                self._file.write(text)
+        if len(self._batch) >= _BATCH_LINES or (
+            time.monotonic() - self._flushed_at >= _FLUSH_INTERVAL_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the batch to the file, then to the stream with the capture mark."""
+        self._file.flush()
+        batch, self._batch = self._batch, []
+        mark = Capture(self.attempt, self.lines, self._position(), self._file.tell())
+        self._stream.append(self.job_id, batch, mark)
+        self._flushed_at = time.monotonic()
+
+    def tail(self) -> list[str]:
+        return list(self._tail)
+
+    def close(self, summary: str) -> None:
+        self.flush()
+        self._event("attempt_ended", f"{summary} ({self.lines} lines)")
+        self.flush()  # the mark covers the end marker: a re-attach never cuts it
+        self._file.close()
+
+    def _truncate(self) -> None:
+        self._truncated = True
+        self._event(
+            "truncated",
+            f"log truncated: over {self._max_bytes} bytes; further lines are only counted "
+            "(the last ones are in the job's Redis stream)",
+        )
+
+    def _event(self, event: str, msg: str) -> None:
+        line = encode("job", msg, job_id=self.job_id, attempt=self.attempt, event=event) + "\n"
+        self._written += len(line.encode("utf-8"))
+        self._file.write(line)
+        self._file.flush()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._file.closed:
+            self.close("supervision ended" if exc is None else f"supervision failed: {exc!r}")
+
+
+def _cut_back(path: Path, size: int) -> None:
+    """Drop what a killed supervisor wrote to the file after its last capture mark:
+    those lines were never in the stream, and the re-attached output gives them again."""
+    try:
+        if path.stat().st_size > size:
+            with path.open("r+b") as file:
+                file.truncate(size)
+    except FileNotFoundError:
+        pass

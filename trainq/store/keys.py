@@ -1,0 +1,78 @@
+"""Every Redis key trainq writes besides Celery's own, in one place.
+
+All keys start with the settings' one ``key_prefix`` (the broker and result backend
+use the same prefix through ``global_keyprefix``).
+"""
+
+from __future__ import annotations
+
+from trainq.jobs.status import JobStatus
+
+# A cancel request outlives any job this cluster allows, and then expires.
+CANCEL_FLAG_TTL_S = 8 * 86_400
+
+
+class Keys:
+    """Key names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def job(self, job_id: str) -> str:
+        """String: the job record as JSON."""
+        return f"{self.prefix}job:{job_id}"
+
+    @property
+    def all_jobs(self) -> str:
+        """Sorted set: every job id, scored by creation time."""
+        return f"{self.prefix}jobs:all"
+
+    def jobs_by_status(self, status: JobStatus) -> str:
+        """Sorted set: the job ids in ``status``, scored by creation time."""
+        return f"{self.prefix}jobs:status:{status.value}"
+
+    @property
+    def totals(self) -> str:
+        """Hash: totals over finished jobs (trainq.store.totals), updated with each final status."""
+        return f"{self.prefix}totals"
+
+    def idempotency(self, key: str) -> str:
+        """String: the job id first submitted with this idempotency key."""
+        return f"{self.prefix}idem:{key}"
+
+    def lease(self, job_id: str) -> str:
+        """String with a TTL: "<token>:<owner>" of the supervisor of the job."""
+        return f"{self.prefix}lease:{job_id}"
+
+    def fence(self, job_id: str) -> str:
+        """Counter: the job's last fencing token (one per lease acquired)."""
+        return f"{self.prefix}fence:{job_id}"
+
+    def cancel(self, job_id: str) -> str:
+        """String with a TTL: set when a user asked to cancel the job."""
+        return f"{self.prefix}cancel:{job_id}"
+
+    def requeue(self, job_id: str) -> str:
+        """String with a TTL: one reconciler re-queues a job at a time."""
+        return f"{self.prefix}requeue:{job_id}"
+
+    def log(self, job_id: str) -> str:
+        """Stream: the job's output lines (capped), see trainq.logs.stream."""
+        return f"{self.prefix}log:{job_id}"
+
+    def capture(self, job_id: str) -> str:
+        """Hash: how far the job's output was captured (trainq.logs.stream.Capture)."""
+        return f"{self.prefix}log-capture:{job_id}"
+
+    def log_lines(self, job_id: str) -> str:
+        """Counter: how many output lines the job has had in all."""
+        return f"{self.prefix}log-lines:{job_id}"
+
+    def worker(self, name: str) -> str:
+        """String with a TTL: a live worker's WorkerInfo as JSON, renewed by its heartbeat."""
+        return f"{self.prefix}worker:{name}"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: names of workers that registered, scored by their last heartbeat."""
+        return f"{self.prefix}workers"

@@ -1,0 +1,41 @@
+"""Pages of jobs, newest first: the cursor both stores hand out, and a walk over all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus
+from trainq.store.protocols import JobRecords
+
+
+def encode_cursor(score: float, job_id: str) -> str:
+    return f"{score!r}:{job_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (created_at, id) position a cursor points after; ValueError if malformed."""
+    score, sep, job_id = cursor.partition(":")
+    if not sep or not job_id:
+        raise ValueError(f"malformed cursor {cursor!r}")
+    return float(score), job_id
+
+
+def is_after(score: float, job_id: str, cursor: tuple[float, str]) -> bool:
+    """Whether (score, id) comes after the cursor in newest-first order.
+
+    Equal scores are ordered by id, descending, as Redis' ZREVRANGE orders them.
+    """
+    cursor_score, cursor_id = cursor
+    return score < cursor_score or (score == cursor_score and job_id < cursor_id)
+
+
+def every_job(records: JobRecords, status: JobStatus | None = None) -> Iterator[JobRecord]:
+    """Every job (in ``status``), newest first, page by page."""
+    cursor = None
+    while True:
+        page = records.list(status=status, limit=500, cursor=cursor)
+        yield from page.records
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

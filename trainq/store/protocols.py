@@ -1,0 +1,87 @@
+"""What the rest of trainq may ask of the store, split by concern.
+
+- :class:`JobRecords`: the job records, their status indexes and the totals over
+  finished jobs. Callers, the runner and the reconciler read and write them.
+- :class:`Coordination`: supervisor leases (with fencing tokens), cancel flags and
+  re-queue claims: how supervisors, reconcilers and cancelling callers agree on who
+  acts on a job, wherever each runs.
+- :class:`IdempotencyKeys`: which job a client-chosen key names (submit only).
+
+Each has a Redis implementation (:mod:`trainq.store.redis`) and an in-memory twin
+for unit tests (:mod:`trainq.store.memory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus
+
+# Takes the stored record, returns the record to store (checked by the store).
+Mutation = Callable[[JobRecord], JobRecord]
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """Records newest first, and the cursor of the next page (None at the end)."""
+
+    records: list[JobRecord]
+    next_cursor: str | None
+
+
+class JobRecords(Protocol):
+    def create(self, record: JobRecord) -> bool:
+        """Store a new record; False (and nothing written) if its id exists."""
+
+    def get(self, job_id: str) -> JobRecord:
+        """The record, or :class:`~trainq.errors.JobNotFound`."""
+
+    def update(self, job_id: str, mutate: Mutation) -> JobRecord:
+        """Atomically apply ``mutate`` to the stored record and return the result.
+
+        The status change ``mutate`` makes is checked against the transition map;
+        :class:`~trainq.errors.IllegalTransition` leaves the record untouched.
+        """
+
+    def list(
+        self, status: JobStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobPage:
+        """Newest first, optionally one status only, without scanning every key."""
+
+    def count(self, status: JobStatus | None = None) -> int:
+        """How many jobs (in ``status``)."""
+
+    def totals(self) -> dict[str, float]:
+        """The cluster's totals over finished jobs (see :mod:`trainq.store.totals`)."""
+
+
+class Coordination(Protocol):
+    def request_cancel(self, job_id: str) -> None:
+        """Raise the job's cancel flag (its supervisor, wherever it runs, acts on it)."""
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether the job's cancel flag is raised."""
+
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
+        """Become the job's one supervisor for ``ttl_s``: a new fencing token, or None
+        if another owner holds the lease."""
+
+    def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
+        """Extend the lease of ``token``; False if it is no longer held by it."""
+
+    def release_lease(self, job_id: str, token: int) -> None:
+        """Give the lease up, if ``token`` still holds it."""
+
+    def lease_holder(self, job_id: str) -> str | None:
+        """``"<token>:<owner>"`` of the live lease, or None when no supervisor holds it."""
+
+    def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
+        """True for one caller per ``ttl_s``: the one that may re-queue the job."""
+
+
+class IdempotencyKeys(Protocol):
+    def claim(self, key: str, job_id: str) -> str:
+        """Bind ``key`` to ``job_id`` unless it is bound already; the bound job id."""

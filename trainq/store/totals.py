@@ -1,0 +1,40 @@
+"""Cluster totals: what each job adds when it reaches a final status.
+
+The stores add a finished job's increments to one hash in the same transaction as
+its final status, so ``/stats`` and ``/metrics`` read totals without scanning jobs.
+Keys: ``finished:<status>``, ``attempts``, ``retries``, ``failure_class:<class>``,
+``duration_count``, ``duration_sum_s`` and ``duration_le:<bucket>`` (cumulative).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from trainq.jobs.record import JobRecord
+
+# Job run time buckets in seconds, for jobs from seconds to a day long (also
+# Flower's task runtime histogram buckets).
+DURATION_BUCKETS_S = (1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400)
+
+
+def increments(record: JobRecord) -> dict[str, float]:
+    """What ``record``, just final, adds to the totals."""
+    added: dict[str, float] = defaultdict(float)
+    added[f"finished:{record.status.value}"] = 1
+    added["attempts"] = len(record.attempts)
+    added["retries"] = max(len(record.attempts) - 1, 0)
+    for attempt in record.attempts:
+        if attempt.failure_class is not None:
+            added[f"failure_class:{attempt.failure_class}"] += 1
+    if record.started_at is not None and record.finished_at is not None:
+        duration_s = max(record.finished_at - record.started_at, 0.0)
+        added["duration_count"] += 1
+        added["duration_sum_s"] += duration_s
+        for bound_s in DURATION_BUCKETS_S:
+            if duration_s <= bound_s:
+                added[f"duration_le:{bound_s}"] += 1
+    return dict(added)
+
+
+def just_finished(before: JobRecord, after: JobRecord) -> bool:
+    return after.status.is_terminal and not before.status.is_terminal

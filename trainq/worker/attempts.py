@@ -1,0 +1,147 @@
+"""One attempt of a job, as the runner prepares and closes it: its launch (image,
+command, environment, checkpoint directory, devices), its record, its result, and
+what its end makes of the job (retry, succeed, fail)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path, PurePath
+from typing import Any
+
+from trainq.config import Settings
+from trainq.jobs.failures import FailureClass
+from trainq.jobs.record import Attempt, JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
+from trainq.runtime.base import Handle, Launch
+from trainq.worker.devices import Gpus
+from trainq.worker.endings import AttemptEnd
+
+
+def job_env(spec: JobSpec) -> dict[str, str]:
+    """The spec's hyper-parameters as the variables train.py reads, over the user's env."""
+    return {
+        **spec.env,
+        "TRAINQ_EPOCHS": str(spec.epochs),
+        "TRAINQ_BATCH_SIZE": str(spec.batch_size),
+        "TRAINQ_LEARNING_RATE": repr(spec.learning_rate),
+    }
+
+
+def checkpoint_dir(settings: Settings, job_id: str) -> Path:
+    return (settings.checkpoint_dir / job_id).absolute()
+
+
+def log_path(settings: Settings, record: JobRecord) -> Path:
+    folder = settings.job_log_dir
+    if record.spec.log_dir:
+        folder = settings.log_dir / record.spec.log_dir
+    return (folder / f"{record.id}.log").absolute()
+
+
+def limit_s(record: JobRecord, settings: Settings) -> int:
+    """The job's time limit."""
+    return record.spec.timeout_s or settings.default_timeout_s
+
+
+def remaining_s(record: JobRecord, settings: Settings) -> float:
+    """Time left of the job's limit, counted from its first attempt's start."""
+    first = record.attempts[0].started_at if record.attempts else None
+    return (first or time.time()) + limit_s(record, settings) - time.time()
+
+
+def launch_of(
+    record: JobRecord, number: int, settings: Settings, worker: str, gpus: Gpus
+) -> Launch:
+    spec = record.spec
+    return Launch(
+        job_id=record.id,
+        attempt=number,
+        image=spec.image or settings.default_image,
+        command=spec.command,
+        env=job_env(spec),
+        checkpoint_dir=checkpoint_dir(settings, record.id),
+        worker=worker,
+        cpus=spec.cpus,
+        memory_bytes=spec.memory_bytes,
+        shm_size_bytes=spec.shm_size_bytes,
+        gpu_ids=list(gpus.ids),
+    )
+
+
+def new_attempt(
+    number: int, *, runtime: str, worker: str, host: str, gpus: Gpus, handle: Handle | None = None
+) -> Attempt:
+    return Attempt(
+        number=number,
+        handle=handle.ref if handle else None,
+        image=handle.image if handle else None,
+        image_digest=handle.image_digest if handle else None,
+        runtime=runtime,
+        worker=worker,
+        host=host,
+        started_at=time.time(),
+        gpu_ids=list(gpus.ids),
+        gpu_uuids=list(gpus.uuids),
+    )
+
+
+def result_of(
+    record: JobRecord,
+    reported: dict[str, Any] | None,
+    metrics: list[dict[str, Any]],
+    settings: Settings,
+) -> dict[str, Any]:
+    """A succeeded job's result: what its program reported, its metrics and paths."""
+    values = dict(reported or {})
+    history = values.pop("history", None)
+    folder = checkpoint_dir(settings, record.id)
+    reported_path = values.pop("checkpoint", None)
+    checkpoint = folder / PurePath(reported_path).name if reported_path else None
+    final_loss = values.pop("final_loss", record.progress.loss)
+    return {
+        **values,
+        "final_loss": final_loss,
+        "metrics": history if isinstance(history, list) else metrics,
+        "checkpoint_path": str(checkpoint) if checkpoint else None,
+        "checkpoint_dir": str(folder),
+        "log_path": record.log_path,
+    }
+
+
+def closed(record: JobRecord, end: AttemptEnd) -> JobRecord:
+    """The record with its current attempt closed by ``end``, and the job moved on:
+    succeeded, retrying (a transient failure within budget), or ended."""
+    current = record.attempts[-1]
+    attempt = current.model_copy(
+        update={
+            "ended_at": time.time(),
+            "exit_code": end.exit_code,
+            "run_s": end.run_s,
+            "failure_class": end.failure_class,
+            "error": end.error,
+        }
+    )
+    attempts = [*record.attempts[:-1], attempt]
+    if end.ends_job_as is not None:
+        return record.moved_to(end.ends_job_as, attempts=attempts, error=end.error)
+    if end.failure_class is None:
+        return record.moved_to(
+            JobStatus.SUCCEEDED, attempts=attempts, result=end.result, error=None
+        )
+    transient = end.failure_class == FailureClass.TRANSIENT
+    if transient and len(attempts) < record.spec.max_retries + 1:
+        return record.moved_to(JobStatus.RETRYING, attempts=attempts, error=end.error)
+    why = end.error or "failed"
+    if transient:
+        why = f"gave up after {len(attempts)} attempts; last: {why}"
+    return record.moved_to(JobStatus.FAILED, attempts=attempts, error=why)
+
+
+def backoff_s(settings: Settings, failed_attempts: int) -> float:
+    """The pause before the next attempt: doubling from ``retry_backoff_s``, capped,
+    with jitter so that many retried jobs do not come back at once."""
+    ceiling = settings.retry_backoff_s * 2 ** max(failed_attempts - 1, 0)
+    jitter = random.uniform(0.5, 1.0)
+    return float(min(ceiling, settings.retry_backoff_max_s) * jitter)

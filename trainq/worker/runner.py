@@ -1,0 +1,299 @@
+"""The runner: supervises a job's attempts through a runtime until the job is final.
+
+One Celery message means "supervise job J". Delivery is at least once, so the
+runner adopts-or-launches: an attempt the runtime still knows of is followed to its
+end (its output resumed where the last supervisor's capture stopped); only when
+there is none is a new attempt launched. Every attempt and how it ended is written
+to the store; a transient failure is retried (with backoff, up to ``max_retries``)
+and resumes from the job's checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainq.config import Settings
+from trainq.errors import (
+    IllegalTransition,
+    JobNotFound,
+    LaunchRefused,
+    RuntimeFault,
+    SupervisedElsewhere,
+)
+from trainq.jobs.progress import ResultLine, parse_line
+from trainq.jobs.record import Attempt, JobRecord, Progress
+from trainq.jobs.spec import JobSpec
+from trainq.jobs.status import JobStatus
+from trainq.logs.stream import LogStream, MemoryLogStream
+from trainq.logs.writer import JobLog
+from trainq.runtime.base import Exit, Handle, Runtime, discard
+from trainq.store.protocols import Coordination, JobRecords
+from trainq.worker import attempts
+from trainq.worker.devices import Gpus, allot
+from trainq.worker.endings import PERMANENT, TRANSIENT, AttemptEnd, ending
+from trainq.worker.supervision import Lease, Watch
+
+log = logging.getLogger("trainq.runner")
+# How long one wait() call blocks before the runner looks again.
+_WAIT_SLICE_S = 5.0
+
+
+@dataclass
+class Runner:
+    records: JobRecords
+    coordination: Coordination
+    runtime: Runtime
+    settings: Settings
+    worker: str
+    on_progress: Callable[[Progress], None] = lambda _: None
+    sleep: Callable[[float], None] = time.sleep
+    logs: LogStream = field(default_factory=MemoryLogStream)
+    # The GPUs this worker owns: every GPU job it runs gets exactly these.
+    gpus: Gpus = field(default_factory=lambda: Gpus(()))
+    _metrics: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
+
+    def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
+        """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`.
+
+        Raises :class:`SupervisedElsewhere` when another supervisor holds the job.
+        """
+        record = self._ensure_record(job_id, spec)
+        if record.status.is_terminal:
+            # e.g. a supervisor died before removing it; the reconciler retries if this fails
+            with contextlib.suppress(RuntimeFault):
+                self._clear_leftovers(record.id)
+            return record.outcome()
+        ttl_s = self.settings.lease_ttl_s
+        with Lease(self.coordination, job_id, self.worker, ttl_s) as lease:
+            try:
+                record = self._supervise_job(self.records.get(job_id), lease)
+            except IllegalTransition:
+                record = self.records.get(job_id)  # someone made it final meanwhile
+                if not record.status.is_terminal:
+                    raise
+        return record.outcome()
+
+    def abort(self, job_id: str, reason: str) -> None:
+        """Stop whatever runs of the job and record it timed out (a backstop fired)."""
+        self._clear_leftovers(job_id)
+
+        def time_out(r: JobRecord) -> JobRecord:
+            tried = r.attempts
+            if tried and tried[-1].ended_at is None:
+                ended = tried[-1].model_copy(update={"ended_at": time.time(), "error": reason})
+                tried = [*tried[:-1], ended]
+            return r.moved_to(JobStatus.TIMED_OUT, attempts=tried, error=reason)
+
+        with contextlib.suppress(IllegalTransition):
+            self.records.update(job_id, time_out)
+
+    def _supervise_job(self, record: JobRecord, lease: Lease) -> JobRecord:
+        while not record.status.is_terminal:
+            if self.coordination.cancel_requested(record.id):
+                return self._cancel(record)
+            record, handle, adopted = self._adopt_or_launch(record)
+            if handle is not None:
+                record = self._supervise(record, handle, lease, adopted)
+            if record.status == JobStatus.RETRYING:
+                self._pause(record.id, attempts.backoff_s(self.settings, len(record.attempts)))
+        return record
+
+    def _cancel(self, record: JobRecord) -> JobRecord:
+        """Stop what runs of the job, then record it cancelled."""
+        self._clear_leftovers(record.id)
+        current = record.current_attempt
+        if current is not None and current.ended_at is None:
+            end = AttemptEnd(None, None, "cancelled", ends_job_as=JobStatus.CANCELLED)
+            return self._end_attempt(record, end)
+        why = "cancelled on a user's request"
+        return self.records.update(record.id, lambda r: r.moved_to(JobStatus.CANCELLED, error=why))
+
+    def _pause(self, job_id: str, seconds: float) -> None:
+        """Back off before the next attempt, in slices, but not past a cancel request."""
+        remaining = seconds
+        while True:
+            step = min(remaining, self.settings.watch_interval_s)
+            self.sleep(step)
+            remaining -= step
+            if remaining <= 0 or self.coordination.cancel_requested(job_id):
+                return
+
+    def _clear_leftovers(self, job_id: str) -> None:
+        for found in self.runtime.find(job_id):
+            discard(self.runtime, found, self.settings.stop_grace_s)
+
+    def _ensure_record(self, job_id: str, spec: JobSpec) -> JobRecord:
+        try:
+            return self.records.get(job_id)
+        except JobNotFound:
+            # Sent without the client (e.g. a bare send_task): record it now.
+            self.records.create(JobRecord(id=job_id, spec=spec))
+            return self.records.get(job_id)
+
+    def _adopt_or_launch(self, record: JobRecord) -> tuple[JobRecord, Handle | None, bool]:
+        """The record, the attempt to follow (None: none could start) and whether it
+        was adopted rather than launched."""
+        found = sorted(self.runtime.find(record.id), key=lambda f: f.handle.attempt)
+        for stale in found[:-1]:  # never two attempts at once: only the newest lives
+            discard(self.runtime, stale, self.settings.stop_grace_s)
+        if found:
+            newest = found[-1].handle
+            log.info("adopting attempt %s (%s) of job %s", newest.attempt, newest.ref, record.id)
+            return self._adopt(record, newest), newest, True
+        current = record.current_attempt
+        if current is not None and current.ended_at is None:
+            # Its supervisor vanished and so did the attempt: the worker was lost.
+            lost = AttemptEnd(None, TRANSIENT, "worker lost: attempt no longer exists")
+            record = self._end_attempt(record, lost)
+            if record.status.is_terminal:
+                return record, None, False
+        record, handle = self._launch(record)
+        return record, handle, False
+
+    def _adopt(self, record: JobRecord, handle: Handle) -> JobRecord:
+        def mark(r: JobRecord) -> JobRecord:
+            path = r.log_path or str(attempts.log_path(self.settings, r))
+            if r.current_attempt is not None and r.current_attempt.number == handle.attempt:
+                return r.moved_to(JobStatus.RUNNING, log_path=path)
+            attempt = self._new_attempt(handle.attempt, Gpus(()), handle)
+            return r.moved_to(JobStatus.RUNNING, attempts=[*r.attempts, attempt], log_path=path)
+
+        return self.records.update(record.id, mark)
+
+    def _launch(self, record: JobRecord) -> tuple[JobRecord, Handle | None]:
+        number = len(record.attempts) + 1
+        gpus = Gpus(())
+        with contextlib.suppress(LaunchRefused):  # launch_of refuses it below, saying why
+            gpus = self._devices_for(record)
+        path = str(attempts.log_path(self.settings, record))
+        record = self.records.update(
+            record.id,
+            lambda r: r.moved_to(
+                JobStatus.RUNNING,
+                attempts=[*r.attempts, self._new_attempt(number, gpus)],
+                log_path=path,
+            ),
+        )
+        try:
+            launch = attempts.launch_of(
+                record, number, self.settings, self.worker, self._devices_for(record)
+            )
+            handle = self.runtime.start(launch)
+            log.info("launched attempt %s of job %s: %s", number, record.id, handle.ref)
+        except RuntimeFault as exc:
+            log.warning("attempt %s of job %s could not start: %s", number, record.id, exc)
+            failure = PERMANENT if isinstance(exc, LaunchRefused) else TRANSIENT
+            return self._end_attempt(record, AttemptEnd(None, failure, str(exc))), None
+
+        def set_handle(r: JobRecord) -> JobRecord:
+            started = r.attempts[-1].model_copy(
+                update={
+                    "handle": handle.ref,
+                    "image": handle.image,
+                    "image_digest": handle.image_digest,
+                    # The time limit counts from here: pulling an image is not the job's time.
+                    "started_at": time.time(),
+                }
+            )
+            return r.moved_to(r.status, attempts=[*r.attempts[:-1], started])
+
+        return self.records.update(record.id, set_handle), handle
+
+    def _supervise(
+        self, record: JobRecord, handle: Handle, lease: Lease, adopted: bool
+    ) -> JobRecord:
+        result: dict[str, Any] | None = None
+        # A re-attached attempt goes on after what its last supervisor had stored.
+        capture = self.logs.capture(record.id) if adopted else None
+        after = capture.position if capture and capture.attempt == handle.attempt else None
+        try:
+            output = self.runtime.output(handle, after)
+            job_log = JobLog(
+                attempts.log_path(self.settings, record),
+                record.id,
+                handle.attempt,
+                stream=self.logs,
+                tail_lines=self.settings.output_tail_lines,
+                max_bytes=self.settings.job_log_max_bytes,
+                position=lambda: output.position,
+                resume=capture,
+            )
+            watch = Watch(
+                coordination=self.coordination,
+                runtime=self.runtime,
+                handle=handle,
+                lease=lease,
+                deadline=time.time() + attempts.remaining_s(record, self.settings),
+                grace_s=self.settings.stop_grace_s,
+                poll_s=self.settings.watch_interval_s,
+            )
+            with job_log, watch:
+                for line in output:
+                    job_log.write(line)
+                    message = parse_line(line)
+                    if isinstance(message, ResultLine):
+                        result = message.values
+                    elif message is not None:
+                        record = self._progress(record, message)
+                    if lease.lost.is_set():
+                        break
+                exit_ = self._wait(handle, lease)
+                job_log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
+            limit_s = attempts.limit_s(record, self.settings)
+            end = ending(handle.attempt, exit_, watch.reason, job_log.tail(), limit_s)
+            if end.failure_class is None and end.ends_job_as is None:
+                metrics = list(self._metrics.values())
+                end = dataclasses.replace(
+                    end, result=attempts.result_of(record, result, metrics, self.settings)
+                )
+            end = dataclasses.replace(end, run_s=exit_.ran_s)
+        except RuntimeFault as exc:
+            end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
+        # Record, then remove (the design's order): the outcome is known now, and removing
+        # a container takes the engine tens of ms. The next attempt is launched only after
+        # this removal; a removal that never happens is the reconciler's (job final).
+        try:
+            return self._end_attempt(record, end)
+        finally:
+            with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
+                self.runtime.remove(handle)
+
+    def _wait(self, handle: Handle, lease: Lease) -> Exit:
+        while True:
+            if lease.lost.is_set():
+                raise SupervisedElsewhere(f"lost the lease of job {handle.job_id}")
+            exit_ = self.runtime.wait(handle, _WAIT_SLICE_S)
+            if exit_ is not None:
+                return exit_
+
+    def _progress(self, record: JobRecord, progress: Progress) -> JobRecord:
+        if progress.epoch is not None:
+            self._metrics[progress.epoch] = progress.model_dump(exclude_none=True)
+        self.on_progress(progress)
+        return self.records.update(record.id, lambda r: r.moved_to(r.status, progress=progress))
+
+    def _end_attempt(self, record: JobRecord, end: AttemptEnd) -> JobRecord:
+        log.info(
+            "attempt of job %s ended: exit %s, %s",
+            record.id, end.exit_code, end.ends_job_as or end.failure_class or "success",
+        )  # fmt: skip
+        return self.records.update(record.id, lambda r: attempts.closed(r, end))
+
+    def _new_attempt(self, number: int, gpus: Gpus, handle: Handle | None = None) -> Attempt:
+        return attempts.new_attempt(
+            number,
+            runtime=self.runtime.name,
+            worker=self.worker,
+            host=self.settings.hostname,
+            gpus=gpus,
+            handle=handle,
+        )
+
+    def _devices_for(self, record: JobRecord) -> Gpus:
+        return allot(record.spec, self.gpus, f"worker {self.worker}", record.queue)

@@ -1,0 +1,82 @@
+"""What a ``trainq worker`` owns and consumes, decided before Celery starts.
+
+A worker without ``--gpus`` is a CPU worker on the CPU queue. With ``--gpus`` it
+owns those devices (checked, or discovered with ``auto``, through NVML; taken as
+given with ``TRAINQ_SIMULATE_GPUS=1``), runs one job at a time, and consumes exactly
+the queues :func:`trainq.jobs.routing.worker_queues` names for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery.utils.nodenames import host_format
+
+from trainq.cluster.registry import WorkerInfo
+from trainq.config import Settings
+from trainq.errors import GpuUnavailable
+from trainq.jobs.routing import worker_queues
+from trainq.worker import devices
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    info: WorkerInfo
+    celery_argv: list[str]
+
+
+def plan(
+    settings: Settings,
+    *,
+    name: str,
+    gpus: str | None,
+    concurrency: int | None,
+    loglevel: str,
+    runtime: str,
+) -> WorkerPlan:
+    """The worker's registry entry and Celery's arguments; GpuUnavailable if ``gpus``
+    names devices this host cannot give."""
+    owned = devices.resolve(gpus, simulate=settings.simulate_gpus)
+    if owned and concurrency not in (None, 1):
+        raise GpuUnavailable(
+            f"--concurrency {concurrency}: a GPU worker runs one job at a time on its devices; "
+            "start one worker per device set instead"
+        )
+    jobs = 1 if owned else (concurrency or settings.worker_concurrency)
+    queues = worker_queues(owned.ids, settings)
+    info = WorkerInfo(
+        name=host_format(name),
+        hostname=settings.hostname,
+        queues=tuple(queues),
+        gpu_ids=owned.ids,
+        gpu_uuids=owned.uuids,
+        simulated_gpus=bool(owned) and settings.simulate_gpus,
+        runtime=runtime,
+        concurrency=jobs,
+    )
+    argv = [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={jobs}",
+        f"--queues={','.join(queues)}",
+        f"--hostname={info.name}",
+        f"--loglevel={loglevel}",
+        "--task-events",
+    ]
+    return WorkerPlan(info, argv)
+
+
+# The worker command declares what this process serves before Celery starts; the
+# prefork pool's children are forked from it and inherit the declaration, so a task
+# knows which GPUs its worker owns.
+_declared: list[WorkerInfo] = []
+
+
+def declare(info: WorkerInfo) -> None:
+    """Record what this worker process serves (called by ``trainq worker``)."""
+    _declared[:] = [info]
+
+
+def this_worker() -> WorkerInfo | None:
+    """What this worker process serves, if ``trainq worker`` declared it."""
+    return _declared[0] if _declared else None

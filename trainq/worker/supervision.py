@@ -1,0 +1,128 @@
+"""The threads beside a supervisor: its lease heartbeat, and the watch over an attempt.
+
+A supervisor holds the job's lease (a Redis key with a TTL and a fencing token)
+while it runs the job, renewing it every third of its TTL. A lease that is not
+renewed expires, which is how the reconciler learns that a supervisor is gone. The
+watch stops a running attempt when the job's time is up or a user asked to cancel,
+and notices when the lease was lost to another supervisor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from enum import StrEnum
+from types import TracebackType
+from typing import Self
+
+from trainq.errors import RuntimeFault, SupervisedElsewhere
+from trainq.runtime.base import Handle, Runtime
+from trainq.store.protocols import Coordination
+
+
+class Lease:
+    """The job's lease, held and renewed in the background for a ``with`` block."""
+
+    def __init__(self, coordination: Coordination, job_id: str, owner: str, ttl_s: float) -> None:
+        self._store = coordination
+        self._job_id = job_id
+        self._owner = owner
+        self._ttl_s = ttl_s
+        self.token = 0
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="lease")
+
+    def __enter__(self) -> Self:
+        token = self._store.acquire_lease(self._job_id, self._owner, self._ttl_s)
+        if token is None:
+            holder = self._store.lease_holder(self._job_id) or "another supervisor"
+            raise SupervisedElsewhere(f"job {self._job_id} is supervised by {holder}")
+        self.token = token
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        self._thread.join()
+        with contextlib.suppress(Exception):  # an expired lease frees itself
+            self._store.release_lease(self._job_id, self.token)
+
+    def _heartbeat(self) -> None:
+        while not self._done.wait(self._ttl_s / 3):
+            try:
+                if not self._store.renew_lease(self._job_id, self.token, self._ttl_s):
+                    self.lost.set()
+                    return
+            except Exception:  # Redis away for a moment: the next beat tries again
+                continue
+
+
+class Stop(StrEnum):
+    """Why the watch ended an attempt early."""
+
+    TIME_LIMIT = "time_limit"
+    CANCELLED = "cancelled"
+    LEASE_LOST = "lease_lost"  # not stopped: another supervisor owns it now
+
+
+class Watch:
+    """Polls for the job's deadline, a cancel request and a lost lease while it runs."""
+
+    def __init__(
+        self,
+        *,
+        coordination: Coordination,
+        runtime: Runtime,
+        handle: Handle,
+        lease: Lease,
+        deadline: float,
+        grace_s: float,
+        poll_s: float,
+    ) -> None:
+        self._store = coordination
+        self._runtime = runtime
+        self._handle = handle
+        self._lease = lease
+        self._deadline = deadline
+        self._grace_s = grace_s
+        self._poll_s = poll_s
+        self.reason: Stop | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="watch")
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(min(self._poll_s, max(self._deadline - time.time(), 0))):
+            self.reason = self._due()
+            if self.reason is None:
+                continue
+            if self.reason != Stop.LEASE_LOST:
+                with contextlib.suppress(RuntimeFault):  # it ended on its own meanwhile
+                    self._runtime.stop(self._handle, self._grace_s)
+            return
+
+    def _due(self) -> Stop | None:
+        if self._lease.lost.is_set():
+            return Stop.LEASE_LOST
+        if time.time() >= self._deadline:
+            return Stop.TIME_LIMIT
+        try:
+            if self._store.cancel_requested(self._handle.job_id):
+                return Stop.CANCELLED
+        except Exception:  # Redis away for a moment: look again at the next poll
+            return None
+        return None
