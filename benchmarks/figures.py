@@ -25,6 +25,9 @@ from typing import Literal, TypeVar
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 TABLE = ROOT.parent / "docs" / "benchmarks.md"
+# What follows this line in the table's file is written by hand (what each change
+# bought, comparisons across commits) and kept when the table is rewritten.
+NOTES_MARKER = "<!-- notes: kept when make bench rewrites the table above -->"
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -133,7 +136,9 @@ def _write_table() -> None:
                 f"{'' if f['met'] is None else ('yes' if f['met'] else 'NO')} |"
             )
     TABLE.parent.mkdir(exist_ok=True)
-    TABLE.write_text("\n".join(rows) + "\n")
+    old = TABLE.read_text() if TABLE.exists() else ""
+    notes = old[old.index(NOTES_MARKER) :] if NOTES_MARKER in old else ""
+    TABLE.write_text("\n".join(rows) + "\n" + ("\n" + notes if notes else ""))
 
 
 def _num(x: float | None) -> str:

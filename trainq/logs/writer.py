@@ -105,9 +105,8 @@ class JobLog:
         return list(self._tail)
 
     def close(self, summary: str) -> None:
-        self.flush()
         self._event("attempt_ended", f"{summary} ({self.lines} lines)")
-        self.flush()  # the mark covers the end marker: a re-attach never cuts it
+        self.flush()  # the last lines, and a mark after the end marker: never cut back
         self._file.close()
 
     def _truncate(self) -> None:
