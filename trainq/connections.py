@@ -50,8 +50,8 @@ class Patience:
 
 
 # A refused or dropped connection (Redis restarted: the pool's connections are stale)
-# is tried once more at once; a Redis that does not answer fails the command in 2.5 s.
-INTERACTIVE = Patience(connect_timeout_s=1.5, socket_timeout_s=2.5, retries=1, retry_timeouts=False)
+# is tried once more at once; a Redis that does not answer fails the command in 2 s.
+INTERACTIVE = Patience(connect_timeout_s=1.0, socket_timeout_s=2.0, retries=1, retry_timeouts=False)
 RIDE_OUT = Patience(  # about a minute
     connect_timeout_s=5.0, socket_timeout_s=None, retries=30, retry_timeouts=True
 )

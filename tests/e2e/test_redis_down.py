@@ -56,37 +56,43 @@ class SilentServer:
             connection.close()
 
 
-@pytest.fixture(scope="module", params=["refused", "silent"])
-def dead_redis(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The URL of a Redis that is down: nothing listens, or nothing answers."""
-    if request.param == "refused":
-        yield f"redis://:s3cret@127.0.0.1:{free_port()}/0"
-        return
+@pytest.fixture(scope="module")
+def silent_port() -> Iterator[int]:
     server = SilentServer()
-    yield f"redis://:s3cret@127.0.0.1:{server.port}/0"
+    yield server.port
     server.close()
+
+
+def redis_url(kind: str, request: pytest.FixtureRequest) -> str:
+    """A Redis that is down: nothing listens ("refused"), or nothing answers ("silent")."""
+    port = free_port() if kind == "refused" else request.getfixturevalue("silent_port")
+    return f"redis://:s3cret@127.0.0.1:{port}/0"
 
 
 def shown(url: str) -> str:
     return url.replace(":s3cret@", ":***@")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["list"],
-        ["status", JOB],
-        ["submit", "--epochs", "1"],
-        ["submit", "--epochs", "1", "--wait"],
-        ["cancel", JOB],
-        ["logs", JOB],
+# Every command against a refused connection; a few against a silent server, where
+# each waits for its timeout (the others take the same client).
+CLI_CASES = [
+    *(("refused", args) for args in [
+        ["list"], ["status", JOB], ["submit", "--epochs", "1"],
+        ["submit", "--epochs", "1", "--wait"], ["cancel", JOB], ["logs", JOB],
         ["logs", "--grep", "loss"],
-    ],
-    ids=lambda args: " ".join(args[:2]),
+    ]),
+    ("silent", ["list"]),
+    ("silent", ["submit", "--epochs", "1", "--wait"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "args"), CLI_CASES, ids=[f"{k}-{' '.join(a[:2])}" for k, a in CLI_CASES]
 )
 def test_every_cli_command_fails_fast_with_one_line_naming_redis(
-    dead_redis: str, args: list[str], tmp_path: Path
+    kind: str, args: list[str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    dead_redis = redis_url(kind, request)
     env = {"TRAINQ_REDIS_URL": dead_redis, "TRAINQ_LOG_DIR": str(tmp_path)}
     started = time.monotonic()
     done = subprocess.run(
@@ -102,6 +108,11 @@ def test_every_cli_command_fails_fast_with_one_line_naming_redis(
     assert len(lines) == 1, done.stderr
     assert shown(dead_redis) in lines[0] and "s3cret" not in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.fixture(scope="module", params=["refused", "silent"])
+def dead_redis(request: pytest.FixtureRequest) -> str:
+    return redis_url(request.param, request)
 
 
 @pytest.fixture(scope="module")
