@@ -8,8 +8,11 @@ who asks:
 - **interactive** callers (CLI, API, a Python script: the default) give up within
   seconds and say what is down (:class:`~trainq.errors.Unavailable`, naming the URL);
 - **workers** ride out an outage of about a minute (a Redis restart), so a running
-  job's supervisor never gives up on it: ``trainq worker`` calls
-  :func:`ride_out_outages` before anything connects.
+  job's supervisor never gives up on it: :mod:`trainq.worker.task`, which every
+  worker imports at start, calls :func:`ride_out_outages` before anything connects.
+
+Each process builds one client and one set of stores per Redis, key prefix and
+patience, however often callers ask for them.
 """
 
 from __future__ import annotations
@@ -100,32 +103,64 @@ def keys(settings: Settings | None = None) -> Keys:
 
 
 def records(settings: Settings | None = None) -> RedisJobRecords:
-    return RedisJobRecords(client(settings), keys(settings))
+    return _store(*_where(settings)).records
 
 
 def coordination(settings: Settings | None = None) -> RedisCoordination:
-    return RedisCoordination(client(settings), keys(settings))
+    return _store(*_where(settings)).coordination
 
 
 def idempotency_keys(settings: Settings | None = None) -> RedisIdempotencyKeys:
-    return RedisIdempotencyKeys(client(settings), keys(settings))
+    return _store(*_where(settings)).idempotency_keys
 
 
 def log_stream(settings: Settings | None = None) -> RedisLogStream:
     """The job log streams."""
     settings = settings or get_settings()
-    return RedisLogStream(
-        client(settings),
-        keys(settings),
-        settings.log_stream_max_lines,
-        retention_s=settings.log_retention_days * 86_400,
-    )
+    retention_s = settings.log_retention_days * 86_400
+    return _log_stream(*_where(settings), settings.log_stream_max_lines, retention_s)
 
 
 def registry(settings: Settings | None = None) -> Registry:
     """The live-worker registry of the settings' cluster."""
     settings = settings or get_settings()
-    return Registry(client(settings), keys(settings), settings.worker_ttl_s)
+    return _registry(*_where(settings), settings.worker_ttl_s)
+
+
+def _where(settings: Settings | None) -> tuple[str, str, Patience]:
+    """Which Redis, under which key prefix, with this process's patience."""
+    settings = settings or get_settings()
+    return settings.redis_url, settings.key_prefix, _patience[0]
+
+
+@dataclass(frozen=True)
+class _Store:
+    records: RedisJobRecords
+    coordination: RedisCoordination
+    idempotency_keys: RedisIdempotencyKeys
+
+
+# Built once per Redis, prefix and patience: callers ask for them on every request.
+@cache
+def _store(url: str, prefix: str, patience: Patience) -> _Store:
+    client, keys = redis_client(url, patience), Keys(prefix)
+    return _Store(
+        RedisJobRecords(client, keys),
+        RedisCoordination(client, keys),
+        RedisIdempotencyKeys(client, keys),
+    )
+
+
+@cache
+def _log_stream(
+    url: str, prefix: str, patience: Patience, max_lines: int, retention_s: float
+) -> RedisLogStream:
+    return RedisLogStream(redis_client(url, patience), Keys(prefix), max_lines, retention_s)
+
+
+@cache
+def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Registry:
+    return Registry(redis_client(url, patience), Keys(prefix), ttl_s)
 
 
 def live_workers(settings: Settings | None = None) -> list[WorkerInfo]:

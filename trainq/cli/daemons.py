@@ -16,7 +16,6 @@ from typing import Annotated
 
 import typer
 
-from trainq import connections
 from trainq.celery_app import app
 from trainq.cli.app import cli, err, fail
 from trainq.config import Settings, get_settings
@@ -39,7 +38,6 @@ def worker(
     from trainq.runtime.factory import check_runtime
     from trainq.worker import startup
 
-    connections.ride_out_outages()  # a worker keeps trying through a Redis restart
     settings = get_settings()
     try:
         runtime = check_runtime(settings)  # fail here, not in every job

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from trainq import client, connections
+from trainq import client
 from trainq.cli.app import JobId, RecordAsJson, cli, err, fail, out
 from trainq.cli.render import ProgressView, describe_record
-from trainq.cluster.queues import waiting_reason
 from trainq.config import get_settings
 from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError, WaitTimeout
 from trainq.jobs.record import JobRecord
@@ -104,7 +103,7 @@ def status(
         record = _wait(job_id, live=not as_json) if watch else client.get_job(job_id)
     except JobNotFound as exc:
         raise fail(str(exc), 1) from None
-    _emit(record, as_json, waiting=None if as_json else _waiting(record))
+    _emit(record, as_json, waiting=None if as_json else client.waiting_reason(record))
 
 
 @cli.command()
@@ -135,14 +134,6 @@ def _wait(job_id: str, live: bool) -> JobRecord:
     view = ProgressView(out if live else err, job_id)
     with view:
         return client.wait_for(job_id, on_update=view.update)
-
-
-def _waiting(record: JobRecord) -> str | None:
-    if record.status != JobStatus.QUEUED:
-        return None
-    settings = get_settings()
-    workers = connections.live_workers(settings)
-    return waiting_reason(record, settings, connections.client(settings), workers)
 
 
 def _emit(

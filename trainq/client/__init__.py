@@ -3,8 +3,16 @@
 It sends by task name and never imports the worker side.
 """
 
-from trainq.client.jobs import cancel, get_job, list_jobs, wait_for
+from trainq.client.jobs import cancel, get_job, list_jobs, wait_for, waiting_reason
 from trainq.client.submit import submit
 from trainq.client.task import submit_training
 
-__all__ = ["cancel", "get_job", "list_jobs", "submit", "submit_training", "wait_for"]
+__all__ = [
+    "cancel",
+    "get_job",
+    "list_jobs",
+    "submit",
+    "submit_training",
+    "wait_for",
+    "waiting_reason",
+]

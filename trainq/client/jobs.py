@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from trainq import connections
 from trainq.celery_app import app
+from trainq.cluster import queues
+from trainq.config import Settings, get_settings
 from trainq.errors import AlreadyFinished, IllegalTransition, WaitTimeout
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus
@@ -15,6 +17,16 @@ from trainq.store.protocols import Coordination, JobPage, JobRecords
 
 def get_job(job_id: str, records: JobRecords | None = None) -> JobRecord:
     return (records or connections.records()).get(job_id)
+
+
+def waiting_reason(record: JobRecord, settings: Settings | None = None) -> str | None:
+    """Why a queued job has not started: its place in its queue, or that no live worker
+    serves it; None for a job that is not queued."""
+    if record.status != JobStatus.QUEUED:
+        return None
+    settings = settings or get_settings()
+    workers = connections.live_workers(settings)
+    return queues.waiting_reason(record, settings, connections.client(settings), workers)
 
 
 def list_jobs(

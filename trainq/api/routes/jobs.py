@@ -21,7 +21,6 @@ from trainq.api.models import (
     JobView,
     Problem,
 )
-from trainq.cluster.queues import waiting_reason
 from trainq.config import Settings
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
@@ -123,11 +122,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
     )
     def get_job(job_id: JobIdPath) -> JobView:
         record = client.get_job(job_id)
-        waiting = None
-        if record.status == JobStatus.QUEUED:
-            redis = connections.client(settings)
-            waiting = waiting_reason(record, settings, redis, connections.live_workers(settings))
-        return view(record, waiting=waiting)
+        return view(record, waiting=client.waiting_reason(record, settings))
 
     @api.delete(
         "/{job_id}",
