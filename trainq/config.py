@@ -9,6 +9,7 @@ upper case, e.g. ``TRAINQ_REDIS_URL``.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 from functools import lru_cache
@@ -18,10 +19,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainq.errors import ConfigError
+
 # The repository root holds train.py next to the package in a source checkout.
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 RuntimeName = Literal["docker", "process"]
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 class Settings(BaseSettings):
@@ -33,6 +37,27 @@ class Settings(BaseSettings):
     key_prefix: str = Field(default="trainq:", pattern=r"^[A-Za-z0-9_.\-]+:$")
     log_dir: Path = Path("logs")
     checkpoint_dir: Path = Path("checkpoints")
+    # Each attempt's output directory (/outputs in a container): <output_dir>/<job>/<attempt>.
+    output_dir: Path = Path("outputs")
+    # The artifact store (fsspec URL): checkpoints, outputs and archived logs of every job
+    # under <url>/jobs/<job_id>/. Default: the local folder "artifacts" (one host); on a
+    # cluster a shared mount (file:///mnt/shared/trainq) or a bucket (s3://bucket/prefix).
+    artifact_url: str = ""
+    # S3-compatible stores: endpoint (empty: AWS), region and credentials (empty: s3fs's
+    # own lookup, e.g. an instance role).
+    artifact_s3_endpoint_url: str = ""
+    artifact_s3_region: str = ""
+    artifact_s3_access_key_id: SecretStr = SecretStr("")
+    artifact_s3_secret_access_key: SecretStr = SecretStr("")
+    # Checkpoint sync: at most one upload pass per this many seconds while a job runs.
+    artifact_sync_interval_s: float = Field(default=2.0, ge=0)
+    # How long one store operation may take before it counts as failed.
+    artifact_timeout_s: float = Field(default=30.0, gt=0)
+    # Artifacts of finished jobs are deleted after this many days (empty: kept forever).
+    artifact_retention_days: float | None = Field(default=None, gt=0)
+    # Datasets a job may ask for by name, mounted read-only at /data/<name>:
+    # "name=/host/path,name2=/other/path". No other host path is ever mounted.
+    datasets: str = ""
     default_image: str = "trainq-train:latest"
     service_image: str = "trainq:latest"
     redis_image: str = "trainq-redis:latest"  # docker-compose.yml's Redis
@@ -108,6 +133,26 @@ class Settings(BaseSettings):
     def visibility_timeout_s(self) -> int:
         """Broker redelivery timeout: longer than the longest allowed job."""
         return self.max_job_s + self.visibility_margin_s
+
+    @property
+    def artifact_location(self) -> str:
+        """The artifact store's URL: ``artifact_url``, else the local "artifacts" folder."""
+        return self.artifact_url or Path("artifacts").absolute().as_uri()
+
+    @property
+    def dataset_paths(self) -> dict[str, Path]:
+        """The declared datasets by name; ConfigError naming the entry when malformed."""
+        found: dict[str, Path] = {}
+        for entry in _split(self.datasets):
+            name, sep, path = entry.partition("=")
+            name, path = name.strip(), path.strip()
+            if not sep or not _DATASET_NAME.match(name) or not path.startswith("/"):
+                raise ConfigError(
+                    f"TRAINQ_DATASETS: {entry!r} is not name=/absolute/host/path "
+                    "(name: letters, digits, '_', '-', '.')"
+                )
+            found[name] = Path(path)
+        return found
 
     @property
     def job_log_dir(self) -> Path:

@@ -8,6 +8,10 @@ TrainqError
  ├── AlreadyFinished      the job is final: there is nothing to cancel
  ├── WaitTimeout          (also a TimeoutError) a job was not final in time
  ├── Unavailable          Redis (broker, store) does not answer: try again later
+ │    └── StoreUnavailable the artifact store does not answer (names its URL)
+ ├── ArtifactError        an artifact cannot be read or written
+ │    ├── BadArtifactPath  (also a ValueError) a path that leaves the job's artifacts
+ │    └── ArtifactNotFound (also a KeyError) no such artifact
  ├── ConfigError          a process may not start as configured
  │    └── ApiRefused      the API or Flower would start without credentials
  ├── SupervisedElsewhere  another supervisor holds the job's lease
@@ -56,6 +60,25 @@ class WaitTimeout(TrainqError, TimeoutError):
 
 class Unavailable(TrainqError):
     """A service trainq needs does not answer; try again shortly."""
+
+
+class StoreUnavailable(Unavailable):
+    """The artifact store does not answer."""
+
+
+class ArtifactError(TrainqError):
+    """An artifact could not be read or written."""
+
+
+class BadArtifactPath(ArtifactError, ValueError):
+    """That path does not name an artifact of the job."""
+
+
+class ArtifactNotFound(ArtifactError, KeyError):
+    """No such artifact."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ConfigError(TrainqError):

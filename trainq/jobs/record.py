@@ -1,6 +1,7 @@
 """The job record: what the store keeps about one job, in one JSON shape everywhere.
 
-Top-level keys: ``id, status, spec, queue, attempts, progress, result, error, log_path`` and the
+Top-level keys: ``id, status, spec, queue, attempts, progress, result, error, log_path,
+artifacts`` and the
 timestamps ``created_at, updated_at, started_at, finished_at`` (Unix seconds).
 """
 
@@ -50,6 +51,16 @@ class Attempt(BaseModel):
     error: str | None = None
 
 
+class Artifact(BaseModel):
+    """A file of the job in the artifact store, ``path`` relative to the job's prefix
+    (``outputs/model.pt``, ``checkpoints/checkpoint.pt``, ``logs/attempt-1.log.gz``)."""
+
+    path: str
+    size: int
+    sha256: str
+    attempt: int
+
+
 class JobRecord(BaseModel):
     id: str
     status: JobStatus = JobStatus.QUEUED
@@ -60,6 +71,7 @@ class JobRecord(BaseModel):
     result: dict[str, Any] | None = None
     error: str | None = None
     log_path: str | None = None
+    artifacts: list[Artifact] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     started_at: float | None = None

@@ -2,7 +2,8 @@
 
 It carries the brief's ``TrainingConfig`` fields (``image, epochs, batch_size,
 learning_rate, gpu, gpu_ids, timeout, max_retries, log_dir``) and what a real user
-also needs (``command, env, gpus, host, cpus, memory, shm_size, name, idempotency_key``).
+also needs (``command, env, gpus, host, cpus, memory, shm_size, name, datasets,
+idempotency_key``).
 ``timeout`` is accepted under that name and stored as ``timeout_s``.
 """
 
@@ -112,6 +113,11 @@ class JobSpec(BaseModel):
         description="/dev/shm size, e.g. 1g",
     )
     name: Name | None = None
+    datasets: list[Name] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Datasets by name (TRAINQ_DATASETS), mounted read-only at /data/<name>",
+    )
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
 
     @field_validator("epochs", "batch_size", "gpus", "timeout_s", "max_retries", mode="before")

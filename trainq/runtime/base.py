@@ -28,6 +28,10 @@ class Launch:
     memory_bytes: int | None = None
     shm_size_bytes: int | None = None
     gpu_ids: list[int] = field(default_factory=list)
+    # On the host; mounted at /outputs (or handed over) and uploaded when the attempt ends.
+    output_dir: Path | None = None
+    # Declared datasets the job asked for, by name: host paths, mounted read-only.
+    datasets: dict[str, Path] = field(default_factory=dict)
 
     @property
     def labels(self) -> dict[str, str]:

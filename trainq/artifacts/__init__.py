@@ -1,0 +1,1 @@
+"""The artifact store: each job's checkpoints, outputs and archived logs, on any host."""
