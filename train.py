@@ -10,6 +10,7 @@ CLI (every option defaults to an environment variable; arguments win):
   --seed N            TRAINQ_SEED            (default 0)
   --samples N         TRAINQ_SAMPLES         (default 4096, >= 1)
   --checkpoint-dir D  TRAINQ_CHECKPOINT_DIR  (default ./checkpoints)
+  --output-dir D      TRAINQ_OUTPUT_DIR      (default none: no model file)
   --device D          TRAINQ_DEVICE          (default auto: cuda if available)
   --epoch-sleep-s F   TRAINQ_EPOCH_SLEEP_S   (default 0; sleep after each
                                               epoch, a testing aid)
@@ -20,6 +21,8 @@ CLI (every option defaults to an environment variable; arguments win):
                                               ~1.5k instead of ~30k samples/s
                                               with one of 2 cores taken)
 TRAINQ_JOB_ID and TRAINQ_ATTEMPT, when set, are echoed in the starting line.
+Each TRAINQ_DATASET_<NAME> set (a dataset's directory) gets a plain line at start
+saying how many entries its top level holds.
 
 Output protocol (stdout, one line each, flushed immediately):
   after each epoch (written after that epoch's checkpoint is on disk):
@@ -29,12 +32,16 @@ Output protocol (stdout, one line each, flushed immediately):
     {"trainq": "result", "final_loss", "first_loss", "epochs", "history",
      "checkpoint", "device", "cuda_visible_devices", "cuda_device_count"}
     ("epochs" = epochs completed, resumes included); on CUDA also "device_name"
-    and "device_uuid" (GPU-..., as NVML writes it) of the device it trained on
+    and "device_uuid" (GPU-..., as NVML writes it) of the device it trained on;
+    with an output dir also "model", the path of the final model
   Everything else (starting line, resume and stop notices) is plain text.
 
 Checkpoints: <checkpoint-dir>/checkpoint.pt, replaced atomically after each
 epoch (model, optimizer, completed epoch, loss history, RNG states). If it
 exists at start, training resumes from the next epoch.
+
+Model: with an output dir, <output-dir>/model.pt (the final model's state_dict),
+written atomically after a successful run, before the result line.
 
 Exit codes:
   0   success (also when the checkpoint already covers all epochs)
@@ -62,6 +69,8 @@ from torch import nn
 
 EXIT_PREEMPTED = 75
 CHECKPOINT_NAME = "checkpoint.pt"
+MODEL_NAME = "model.pt"
+DATASET_PREFIX = "TRAINQ_DATASET_"
 IN_FEATURES = 16
 
 _stop_requested = False
@@ -82,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=env("TRAINQ_SEED", "0"))
     p.add_argument("--samples", type=int, default=env("TRAINQ_SAMPLES", "4096"))
     p.add_argument("--checkpoint-dir", default=env("TRAINQ_CHECKPOINT_DIR", "./checkpoints"))
+    p.add_argument("--output-dir", default=env("TRAINQ_OUTPUT_DIR") or None)
     p.add_argument("--device", default=env("TRAINQ_DEVICE", "auto"))
     p.add_argument("--epoch-sleep-s", type=float, default=env("TRAINQ_EPOCH_SLEEP_S", "0"))
     p.add_argument("--threads", type=int, default=env("OMP_NUM_THREADS", "1"))
@@ -135,15 +145,20 @@ def make_model() -> nn.Sequential:
 
 def save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> Path:
     """Write the checkpoint atomically: tmp file, fsync, rename, fsync dir."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    final = ckpt_dir / CHECKPOINT_NAME
-    tmp = ckpt_dir / (CHECKPOINT_NAME + ".tmp")
+    return save_atomically(ckpt_dir, CHECKPOINT_NAME, state)
+
+
+def save_atomically(folder: Path, name: str, state: dict[str, Any]) -> Path:
+    """torch.save to a tmp file, fsync, rename, fsync dir: never a half-written file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / name
+    tmp = folder / (name + ".tmp")
     with open(tmp, "wb") as f:
         torch.save(state, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
-    dir_fd = os.open(ckpt_dir, os.O_RDONLY)
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -151,7 +166,9 @@ def save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> Path:
     return final
 
 
-def result_line(history: list[dict[str, Any]], ckpt: Path, device: str) -> None:
+def result_line(
+    history: list[dict[str, Any]], ckpt: Path, device: str, model: Path | None = None
+) -> None:
     emit(
         {
             "trainq": "result",
@@ -162,8 +179,33 @@ def result_line(history: list[dict[str, Any]], ckpt: Path, device: str) -> None:
             "checkpoint": str(ckpt),
             "device": device,
             **device_facts(device),
+            **({"model": str(model)} if model is not None else {}),
         }
     )
+
+
+def finish(
+    history: list[dict[str, Any]], ckpt: Path, device: str, model: nn.Module, output_dir: str | None
+) -> int:
+    """Save the final model to the output dir (if any), then say the result."""
+    saved = None
+    if output_dir is not None:
+        saved = save_atomically(Path(output_dir).resolve(), MODEL_NAME, model.state_dict())
+    result_line(history, ckpt, device, saved)
+    return 0
+
+
+def describe_datasets() -> None:
+    """One line per dataset the job was given: cheap, the top level only."""
+    for var in sorted(v for v in os.environ if v.startswith(DATASET_PREFIX)):
+        name = var[len(DATASET_PREFIX) :].lower()
+        where = os.environ[var]
+        try:
+            with os.scandir(where) as entries:
+                count = f"{sum(1 for _ in entries)} files"
+        except OSError as exc:
+            count = f"not readable ({exc.strerror or exc})"
+        print(f"dataset {name} at {where}: {count}", flush=True)
 
 
 def device_facts(device: str) -> dict[str, Any]:
@@ -206,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         f" samples={args.samples} checkpoint_dir={ckpt_dir}",
         flush=True,
     )
+    describe_datasets()
 
     torch.manual_seed(args.seed)
     x, y = make_data(args.seed, args.samples)
@@ -237,8 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"resuming from epoch {done_epochs}", flush=True)
         if done_epochs >= args.epochs:
-            result_line(history, ckpt_path, str(device))
-            return 0
+            return finish(history, ckpt_path, str(device), model, args.output_dir)
 
     n = args.samples
     run_epoch_times: list[float] = []
@@ -308,8 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"stopped by signal, {where}", flush=True)
         return EXIT_PREEMPTED
-    result_line(history, ckpt_path, str(device))
-    return 0
+    return finish(history, ckpt_path, str(device), model, args.output_dir)
 
 
 if __name__ == "__main__":

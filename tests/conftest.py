@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import REDIS_PORT, REDIS_URL, STATE_DIR, Worker, trainq_containers
+from tests.s3server import S3Server
 from trainq.testing import RedisServer
 
 
@@ -126,3 +127,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if left:
                 subprocess.run(["docker", "rm", "-f", *left], capture_output=True, check=False)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A moto S3 server (a subprocess) shared by the session; make buckets with
+    ``s3_server.make_bucket(name)``."""
+    with S3Server() as server:
+        yield server

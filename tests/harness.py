@@ -31,6 +31,8 @@ os.environ.update(
         "TRAINQ_KEY_PREFIX": PREFIX,
         "TRAINQ_LOG_DIR": str(STATE_DIR / "logs"),
         "TRAINQ_CHECKPOINT_DIR": str(STATE_DIR / "checkpoints"),
+        "TRAINQ_OUTPUT_DIR": str(STATE_DIR / "outputs"),
+        "TRAINQ_ARTIFACT_URL": (STATE_DIR / "artifacts").as_uri(),
         "TRAINQ_RUNTIME": "process",
         "TRAINQ_RETRY_BACKOFF_S": "0.2",
         "TRAINQ_STOP_GRACE_S": "2",

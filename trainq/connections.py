@@ -26,6 +26,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from trainq.artifacts.store import ArtifactStore
 from trainq.cluster.registry import Registry, WorkerInfo
 from trainq.config import Settings, get_settings
 from trainq.errors import Unavailable
@@ -161,6 +162,26 @@ def _log_stream(
 @cache
 def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Registry:
     return Registry(redis_client(url, patience), Keys(prefix), ttl_s)
+
+
+def artifact_store(settings: Settings | None = None) -> ArtifactStore:
+    """The artifact store of the settings: one per artifact URL (and credentials)."""
+    settings = settings or get_settings()
+    where = (
+        settings.artifact_location,
+        settings.artifact_s3_endpoint_url,
+        settings.artifact_s3_region,
+        settings.artifact_s3_access_key_id.get_secret_value(),
+        settings.artifact_s3_secret_access_key.get_secret_value(),
+        settings.artifact_timeout_s,
+    )
+    if where not in _artifact_stores:
+        _artifact_stores[where] = ArtifactStore.from_settings(settings)
+    return _artifact_stores[where]
+
+
+# Built once per store: callers ask for it on every request (Settings is unhashable).
+_artifact_stores: dict[tuple[str, str, str, str, str, float], ArtifactStore] = {}
 
 
 def live_workers(settings: Settings | None = None) -> list[WorkerInfo]:

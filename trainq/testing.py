@@ -3,6 +3,10 @@
 trainq's own tests and benchmarks use these, and so can a user's integration tests:
 each piece is the real thing (a ``redis-server`` binary, a prefork ``trainq worker``
 subprocess), started on demand and waited for with a deadline, never a sleep.
+
+A service started with ``wrapper=PID_NAMESPACE`` (Linux, as root) runs in a PID
+namespace of its own, like a host of its own: :meth:`_Service.kill_host` kills it
+with everything it started, the jobs' processes included.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,6 +30,9 @@ from trainq.config import Settings
 
 T = TypeVar("T")
 BIN = Path(sys.executable).parent
+# A command prefix that runs the command as PID 1 of a new PID namespace (with its own
+# /proc), killed when the unshare process dies: a simulated host. Needs root.
+PID_NAMESPACE = ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc")
 
 
 def free_port() -> int:
@@ -101,16 +108,23 @@ class _Service:
 
     stop_grace_s = 30.0
 
-    def __init__(self, log: Path, env: dict[str, str] | None, cwd: Path | None) -> None:
+    def __init__(
+        self,
+        log: Path,
+        env: dict[str, str] | None,
+        cwd: Path | None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         self.log = log
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
+        self.wrapper = list(wrapper)  # an argv prefix, e.g. PID_NAMESPACE
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _spawn(self, *args: str) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "trainq"), *args],
+                [*self.wrapper, str(BIN / "trainq"), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -132,6 +146,58 @@ class _Service:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def kill_host(self, timeout_s: float = 20) -> list[int]:
+        """A host's death, for a service started with ``wrapper=PID_NAMESPACE``: SIGKILL
+        it, so the kernel kills every process of its namespace (the processes a job put
+        in sessions of their own too), and wait until none is left; their pids."""
+        assert self.proc is not None
+        members = _namespace_members(self.proc.pid)
+        if not members:
+            raise RuntimeError(f"pid {self.proc.pid} started no PID namespace: no wrapper?")
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        wait_until(
+            lambda: not any(map(_running, members)), timeout_s, "the host's processes to die"
+        )
+        return members
+
+
+def _namespace_members(outer_pid: int) -> list[int]:
+    """The processes of the PID namespace that ``outer_pid`` (``unshare --pid --fork``)
+    made for its child, as this process sees them."""
+    pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    own = _pid_namespace(outer_pid)
+    spaces = {_pid_namespace(pid) for pid in pids if _parent(pid) == outer_pid}
+    spaces -= {own, None}
+    return [pid for pid in pids if _pid_namespace(pid) in spaces]
+
+
+def _pid_namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None  # gone meanwhile
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: state, ppid, ...; [] when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return stat.rpartition(")")[2].split()
+
+
+def _parent(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie waiting to be reaped."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
 
 class WorkerProcess(_Service):
     """``trainq worker`` as a subprocess in its own process group, with extra env."""
@@ -143,8 +209,9 @@ class WorkerProcess(_Service):
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: list[str] | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
-        super().__init__(log, env, cwd)
+        super().__init__(log, env, cwd, wrapper)
         self.name = name
         self.args = args or []  # more `trainq worker` options, e.g. ["--gpus", "0"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -59,6 +60,31 @@ def test_submit_then_poll_until_succeeded(api: httpx.Client) -> None:
     assert stats["figures"]["succeeded"] >= 1 and stats["figures"]["success_rate"] > 0
     metrics = api.get("/metrics").text
     assert 'trainq_jobs_finished_total{status="succeeded"}' in metrics
+
+
+def test_a_finished_jobs_model_is_listed_and_downloaded_whole(api: httpx.Client) -> None:
+    job_id = api.post("/train", json={"epochs": 1}).json()["id"]
+    job = wait_for_status(api, job_id, "succeeded", "failed")
+    assert job["status"] == "succeeded", job["error"]
+
+    listed = api.get(f"/train/{job_id}/artifacts")
+
+    assert listed.status_code == 200, listed.text
+    by_path = {a["path"]: a for a in listed.json()["artifacts"]}
+    assert {"outputs/model.pt", "checkpoints/checkpoint.pt", "logs/attempt-1.log.gz"} <= set(
+        by_path
+    )
+    assert job["result"]["model"] == "outputs/model.pt"
+    model = api.get(f"/train/{job_id}/artifacts/outputs/model.pt")
+    assert model.status_code == 200
+    assert hashlib.sha256(model.content).hexdigest() == by_path["outputs/model.pt"]["sha256"]
+    assert len(model.content) == by_path["outputs/model.pt"]["size"]
+    # The path reaches the route undecoded by the client: `..` must be refused there.
+    escape = api.get(f"/train/{job_id}/artifacts/outputs/%2e%2e/%2e%2e/x")
+    assert escape.status_code == 400, escape.text
+    assert "'..'" in escape.json()["detail"] or ".." in escape.json()["detail"]
+    assert api.get(f"/train/{job_id}/artifacts/outputs/none.pt").status_code == 404
+    assert api.get("/train/no-such-job/artifacts").status_code == 404
 
 
 def test_the_same_idempotency_key_returns_the_same_job(api: httpx.Client) -> None:
@@ -180,7 +206,7 @@ def test_health_reports_redis_workers_and_runtime(api: httpx.Client) -> None:
     assert health.status_code == 200, health.text
     assert health.json() == {
         "ok": True,
-        "checks": {"redis": "ok", "workers": "ok", "runtime": "ok"},
+        "checks": {"redis": "ok", "workers": "ok", "runtime": "ok", "artifact_store": "ok"},
     }
 
 

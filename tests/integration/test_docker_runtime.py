@@ -57,6 +57,7 @@ def settings(tmp_path: Path, docker_engine: str) -> Settings:
         key_prefix=DOCKER_TEST_PREFIX,
         log_dir=tmp_path / "logs",
         checkpoint_dir=tmp_path / "checkpoints",
+        output_dir=tmp_path / "outputs",
         runtime="docker",
         default_image=docker_engine,
         stop_grace_s=2,
@@ -134,7 +135,8 @@ def test_job_runs_in_a_labelled_limited_container_and_leaves_none(
     }
     mounts = {m["Destination"]: m["Source"] for m in attrs["Mounts"]}
     checkpoint_dir = settings.checkpoint_dir.absolute() / "dk-limits"
-    assert mounts == {CHECKPOINT_MOUNT: str(checkpoint_dir)}
+    output_dir = settings.output_dir.absolute() / "dk-limits" / "1"
+    assert mounts == {CHECKPOINT_MOUNT: str(checkpoint_dir), "/outputs": str(output_dir)}
     env = dict(e.split("=", 1) for e in attrs["Config"]["Env"])
     assert env["TRAINQ_JOB_ID"] == "dk-limits" and env["TRAINQ_ATTEMPT"] == "1"
     assert env["TRAINQ_CHECKPOINT_DIR"] == CHECKPOINT_MOUNT

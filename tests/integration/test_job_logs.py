@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -16,6 +17,13 @@ import pytest
 
 from tests.harness import BIN, REPO, Worker, wait_until
 from trainq import JobStatus, connections, submit_training
+from trainq.api.app import create_app
+from trainq.artifacts.logs import archive_log
+from trainq.artifacts.store import ArtifactStore
+from trainq.config import Settings
+from trainq.jobs.record import Attempt, JobRecord
+from trainq.jobs.spec import JobSpec
+from trainq.logs.writer import JobLog
 from trainq.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -155,3 +163,137 @@ def _status(url: str) -> int | None:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return None
+
+
+def test_line_indices_round_trip_through_the_redis_append_and_go_on_after_a_resume(
+    redis_server: str, tmp_path: Path
+) -> None:
+    job_id = f"index-{time.monotonic_ns()}"
+    stream = connections.log_stream()
+    path = tmp_path / f"{job_id}.log"
+    first = [f"line {n}" for n in range(250)]  # several entries of LINES_PER_ENTRY
+    with JobLog(path, job_id, 1, stream=stream, tail_lines=5, max_bytes=10**7) as log:
+        for line in first[:130]:
+            log.write(line)
+        log.flush()
+    mark = stream.capture(job_id)
+    assert mark is not None and mark.lines == 130
+    # A supervisor that re-attaches to attempt 1 goes on from the mark.
+    with JobLog(path, job_id, 1, stream=stream, tail_lines=5, max_bytes=10**7, resume=mark) as log:
+        for line in first[130:]:
+            log.write(line)
+    with JobLog(path, job_id, 2, stream=stream, tail_lines=5, max_bytes=10**7) as log:
+        log.write("second attempt")
+
+    got = [(line.attempt, line.index, line.line) for line in stream.read(job_id)]
+
+    assert got == [(1, n, text) for n, text in enumerate(first)] + [(2, 0, "second attempt")]
+    assert [line.index for line in stream.follow(job_id, "0-0", 0)][-3:] == [248, 249, 0]
+
+
+def test_entries_written_before_line_indices_read_back_without_one(redis_server: str) -> None:
+    job_id = f"old-{time.monotonic_ns()}"
+    key = connections.keys().log(job_id)
+    connections.client().xadd(key, {"a": 1, "t": 1.5, "n": 2, "o": 0, "l": "one\ntwo"})
+
+    got = list(connections.log_stream().read(job_id))
+
+    assert [(line.line, line.index) for line in got] == [("one", None), ("two", None)]
+    connections.client().delete(key)
+
+
+def _trimmed_job_with_an_archive(folder: Path) -> tuple[str, list[str], Path]:
+    """A job of one attempt whose stream keeps only its last entry, whose log file is on
+    another host (not here), and whose archive in the store at ``folder / "store"``
+    lacks the attempt's last 50 lines; its id, its lines and the store."""
+    job_id = f"archived-{time.monotonic_ns()}"
+    stream = connections.log_stream()
+    worker_log = folder / "worker-host" / f"{job_id}.log"
+    lines = [f"line {n} ✓" for n in range(300)]
+    with JobLog(worker_log, job_id, 1, stream=stream, tail_lines=5, max_bytes=10**7) as log:
+        for line in lines:
+            log.write(line)
+    connections.client().xtrim(connections.keys().log(job_id), maxlen=1, approximate=False)
+    assert 200 <= stream.dropped(job_id) <= 250  # the last entry: at most 100 lines
+    # What the worker archived before its host died: the first 250 lines.
+    archived = folder / "archived.log"
+    kept = worker_log.read_text(encoding="utf-8").splitlines(keepends=True)[: 1 + 250]
+    archived.write_text("".join(kept), encoding="utf-8")
+    store = folder / "store"
+    assert archive_log(ArtifactStore(store.as_uri()), job_id, 1, archived) is not None
+    record = JobRecord(
+        id=job_id,
+        spec=JobSpec(),
+        log_path=str(folder / "this-host" / f"{job_id}.log"),  # not on this host
+        attempts=[Attempt(number=1)],
+    )
+    assert connections.records().create(record)
+    return job_id, lines, store
+
+
+def test_logs_of_a_trimmed_job_join_its_archive_and_stream_each_line_once(
+    redis_server: str, tmp_path: Path
+) -> None:
+    job_id, lines, store = _trimmed_job_with_an_archive(tmp_path)
+
+    shown = subprocess.run(
+        [str(BIN / "trainq"), "logs", job_id],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "TRAINQ_ARTIFACT_URL": store.as_uri()},
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == lines
+    assert "[lines from: archive attempt 1, stream]" in shown.stderr
+    assert "missing" not in shown.stderr
+
+
+def test_logs_when_the_store_fails_show_what_the_stream_holds_and_say_why(
+    redis_server: str, tmp_path: Path
+) -> None:
+    job_id, lines, _ = _trimmed_job_with_an_archive(tmp_path)
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("a file where the store should be")
+    dropped = connections.log_stream().dropped(job_id)
+
+    shown = subprocess.run(
+        [str(BIN / "trainq"), "logs", job_id],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "TRAINQ_ARTIFACT_URL": not_a_folder.as_uri()},
+    )
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == lines[dropped:]
+    failed = [line for line in shown.stderr.splitlines() if "artifact store" in line]
+    assert len(failed) == 1 and str(not_a_folder) in failed[0]
+    assert f"[lines missing: {dropped} of attempt 1:" in shown.stderr
+
+
+def test_the_logs_route_joins_the_archive_and_names_the_sources(
+    redis_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, lines, store = _trimmed_job_with_an_archive(tmp_path)
+    monkeypatch.setattr(connections, "artifact_store", lambda: ArtifactStore(store.as_uri()))
+    app = create_app(Settings(api_tokens="t"))  # type: ignore[arg-type]
+
+    async def get(params: dict[str, int]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
+            url = f"/train/{job_id}/logs"
+            return await api.get(url, params=params, headers={"Authorization": "Bearer t"})
+
+    text = asyncio.run(get({}))
+    tail = asyncio.run(get({"tail": 5}))
+
+    assert text.status_code == 200, text.text
+    assert text.text.splitlines() == lines
+    assert text.headers["X-Trainq-Log-Sources"] == "archive attempt 1, stream"
+    assert "X-Trainq-Log-Missing" not in text.headers
+    assert tail.text.splitlines() == lines[-5:]
+    assert tail.headers["X-Trainq-Log-Sources"] == "stream"

@@ -43,19 +43,25 @@ def test_caps_keep_a_visible_marker_and_every_line_stays_readable(
     stream = connections.log_stream()
     assert stream.dropped(r.id) > 2000  # the stream kept about its cap only
 
-    # On the worker's host the file has the lines the stream dropped, up to its cap.
+    # On the worker's host: the file's lines up to its cap, then the stream's last ones;
+    # the lines between (past the file's cap, trimmed from the stream) are counted.
+    streamed = [line.line for line in stream.read(r.id)]
     local = trainq("logs", r.id)
     shown = local.stdout.splitlines()
-    assert shown == [f"row {i}" for i in range(len(shown))] and len(shown) > 1000
+    in_file = len(shown) - len(streamed)
+    assert shown == [f"row {i}" for i in range(in_file)] + streamed and in_file > 1000
+    assert streamed[-1] == "row 2999"
+    assert f"[lines from: local file {job.log_path}, stream]" in local.stderr
+    assert f"[lines missing: {3000 - len(shown)} of attempt 1:" in local.stderr
     records = [json.loads(line) for line in Path(job.log_path or "").read_text().splitlines()]
     assert [rec["event"] for rec in records if rec.get("event")] == [
         "attempt_started", "truncated", "attempt_ended",
     ]  # fmt: skip
     assert "3000 lines" in records[-1]["msg"]
 
-    # From another host (no file), the stream's tail and a marker saying what is missing.
+    # From another host (no file): the same lines, the file's from the job's archive.
     Path(job.log_path or "").rename(tmp_path / "elsewhere.log")
     remote = trainq("logs", r.id)
-    tail = remote.stdout.splitlines()
-    assert tail[-1] == "row 2999" and len(tail) < 3000
-    assert "earlier lines were trimmed" in remote.stderr
+    assert remote.stdout == local.stdout
+    assert "[lines from: archive attempt 1, stream]" in remote.stderr
+    assert f"[lines missing: {3000 - len(shown)} of attempt 1:" in remote.stderr

@@ -226,3 +226,58 @@ def test_result_reports_the_devices_it_saw(tmp_path: Path) -> None:
     assert res["cuda_device_count"] == 0
     assert res["device"] == "cpu"
     assert "device_name" not in res  # only on CUDA
+
+
+def run_with_env(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(TRAIN), "--epochs", "1", "--samples", "64", *args],
+        cwd=cwd,
+        env={**_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+
+
+def test_the_final_model_is_saved_in_the_output_dir(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_with_env({"TRAINQ_OUTPUT_DIR": str(out)}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    res = result(proc.stdout)
+    assert Path(res["model"]) == (out / "model.pt").resolve()
+    assert sorted(p.name for p in out.iterdir()) == ["model.pt"]  # no .tmp left
+    state = torch.load(out / "model.pt", weights_only=True)
+    checkpoint = torch.load(Path(res["checkpoint"]), weights_only=True)
+    assert state.keys() == checkpoint["model"].keys()
+    assert all(torch.equal(state[k], checkpoint["model"][k]) for k in state)
+
+    # The option wins over the variable; a resumed, finished run saves it too.
+    other = tmp_path / "other"
+    again = run_with_env(
+        {"TRAINQ_OUTPUT_DIR": str(out)},
+        "--output-dir", str(other), "--checkpoint-dir", str(Path(res["checkpoint"]).parent),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert Path(result(again.stdout)["model"]) == (other / "model.pt").resolve()
+
+
+def test_no_model_file_without_an_output_dir(tmp_path: Path) -> None:
+    proc = run_with_env({}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "model" not in result(proc.stdout)
+    assert not list(tmp_path.rglob("model.pt"))
+
+
+def test_each_dataset_is_described_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "imagenet"
+    (data / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
+        (data / name).write_text("x")
+    proc = run_with_env(
+        {"TRAINQ_DATASET_IMAGENET": str(data), "TRAINQ_DATASET_GONE": str(tmp_path / "gone")},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"dataset imagenet at {data}: 3 files" in proc.stdout.splitlines()
+    assert f"dataset gone at {tmp_path / 'gone'}: not readable" in proc.stdout

@@ -22,9 +22,16 @@ from starlette.routing import Match
 from trainq import connections
 from trainq.api.auth import TokenCheck
 from trainq.api.limits import BodyLimit
-from trainq.api.routes import cluster, jobs
+from trainq.api.routes import artifacts, cluster, jobs
 from trainq.config import Settings, get_settings
-from trainq.errors import AlreadyFinished, ApiRefused, JobNotFound, SpecError
+from trainq.errors import (
+    AlreadyFinished,
+    ApiRefused,
+    ArtifactError,
+    JobNotFound,
+    SpecError,
+    StoreUnavailable,
+)
 
 DESCRIPTION = """
 Submit training jobs, follow them and cancel them. Jobs run in containers on
@@ -56,13 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=[
             {"name": "jobs", "description": "Training jobs"},
+            {"name": "artifacts", "description": "Checkpoints, outputs and logs of a job"},
             {"name": "cluster", "description": "Workers, queues and figures"},
         ],
     )
     app.include_router(jobs.router(check, settings))
+    app.include_router(artifacts.router(check, settings))
     app.include_router(cluster.router(check, settings))
     for outage in connections.OUTAGE_ERRORS:
         app.add_exception_handler(outage, _unavailable(settings))
+    app.add_exception_handler(StoreUnavailable, _status(503))
+    app.add_exception_handler(ArtifactError, _status(502))
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(AlreadyFinished, _status(409))
     app.add_exception_handler(SpecError, _spec_error)

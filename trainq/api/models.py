@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from trainq.cluster.figures import Figures
-from trainq.jobs.record import JobRecord
+from trainq.jobs.record import Artifact, JobRecord
 from trainq.jobs.status import JobStatus
 
 
@@ -49,6 +49,9 @@ class WorkerView(BaseModel):
     runtime: str
     concurrency: int
     runtime_error: str | None = Field(description="Why its runtime cannot run jobs now")
+    store_error: str | None = Field(
+        default=None, description="Why it cannot reach the artifact store (it takes no job)"
+    )
 
 
 class Stats(BaseModel):
@@ -56,6 +59,12 @@ class Stats(BaseModel):
     queues: dict[str, int] = Field(description="Messages waiting, by queue")
     workers: list[WorkerView]
     figures: Figures
+
+
+class ArtifactList(BaseModel):
+    job_id: str
+    store: str = Field(description="The artifact store's URL")
+    artifacts: list[Artifact]
 
 
 class Health(BaseModel):

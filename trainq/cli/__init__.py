@@ -8,6 +8,7 @@ from trainq.cli import daemons  # noqa: F401  (worker, api, flower)
 from trainq.cli import jobs  # noqa: F401  (submit, status, cancel)
 from trainq.cli import logs  # noqa: F401  (logs)
 from trainq.cli import listing  # noqa: F401  (list)
+from trainq.cli import artifacts  # noqa: F401  (artifacts)
 from trainq.cli.app import cli, main
 
 # isort: on

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from trainq import connections
 from trainq.celery_app import app
 from trainq.cli.app import cli, err, fail
 from trainq.config import Settings, get_settings
@@ -36,11 +37,12 @@ def worker(
 ) -> None:
     """Start a prefork Celery worker that runs jobs on the configured runtime."""
     from trainq.runtime.factory import check_runtime
-    from trainq.worker import startup
+    from trainq.worker import standby, startup
 
     settings = get_settings()
     try:
         runtime = check_runtime(settings)  # fail here, not in every job
+        store_error = standby.store_problem(connections.artifact_store(settings))
         plan = startup.plan(
             settings,
             name=name,
@@ -48,18 +50,21 @@ def worker(
             concurrency=concurrency,
             loglevel=loglevel,
             runtime=settings.runtime,
+            store_error=store_error,
         )
     except TrainqError as exc:
         raise fail(str(exc), 2) from None
-    startup.declare(plan.info)  # the pool's children inherit it: they know their GPUs
+    if store_error:
+        err.print(f"trainq worker: {standby.standby_note(settings, store_error)}", highlight=False)
+    startup.declare(plan)  # the pool's children inherit it: they know their GPUs
     os.nice(settings.worker_nice)  # the jobs come first; the process runtime's too (reset)
     info = plan.info
     owned = ",".join(str(i) for i in info.gpu_ids) or "none"
     simulated = " (simulated)" if info.simulated_gpus else ""
     err.print(
         f"trainq worker: runtime={runtime} gpus={owned}{simulated} "
-        f"queues={','.join(info.queues)} concurrency={info.concurrency} "
-        f"redis={settings.redis_url}",
+        f"queues={','.join(info.queues or plan.deferred)} concurrency={info.concurrency} "
+        f"redis={settings.redis_url} artifacts={connections.artifact_store(settings).url}",
         highlight=False,
     )
     app.worker_main(plan.celery_argv)

@@ -50,6 +50,10 @@ def submit(
     host: Annotated[
         str | None, typer.Option(help="Run on this host's workers (GPU ids are its ids)")
     ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(help="A dataset by name, mounted read-only at /data/NAME; repeatable"),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", "--follow", help="Follow its progress until it ends")
     ] = False,
@@ -70,6 +74,7 @@ def submit(
         "memory": memory,
         "shm_size": shm_size,
         "host": host,
+        "datasets": dataset or None,
     }
     spec = {key: value for key, value in values.items() if value is not None}
     try:

@@ -107,15 +107,20 @@ class ClusterView:
         }
 
     def health(self, probe: redis.Redis) -> dict[str, str]:
-        """'ok' or what is wrong, for Redis, the workers and their runtimes; ``probe`` is
-        a client that gives up at once, so a dead Redis is reported within seconds."""
+        """'ok' or what is wrong, for Redis, the workers, their runtimes and their artifact
+        store; ``probe`` is a client that gives up at once, so a dead Redis is reported
+        within seconds."""
         try:
             probe.ping()
         except redis.RedisError as exc:
-            return {"redis": f"unreachable: {exc}", "workers": "unknown", "runtime": "unknown"}
+            unknown = {"workers": "unknown", "runtime": "unknown", "artifact_store": "unknown"}
+            return {"redis": f"unreachable: {exc}", **unknown}
         workers = self.workers()
         if not workers:
-            return {"redis": "ok", "workers": "no live worker", "runtime": "unknown"}
+            unknown = {"runtime": "unknown", "artifact_store": "unknown"}
+            return {"redis": "ok", "workers": "no live worker", **unknown}
         broken = [f"{w.name}: {w.runtime_error}" for w in workers if w.runtime_error]
         runtime = "ok" if not broken else "; ".join(broken)
-        return {"redis": "ok", "workers": "ok", "runtime": runtime}
+        cut_off = [f"{w.name}: {w.store_error}" for w in workers if w.store_error]
+        store = "ok" if not cut_off else "; ".join(cut_off)
+        return {"redis": "ok", "workers": "ok", "runtime": runtime, "artifact_store": store}

@@ -44,6 +44,8 @@ class WorkerInfo(BaseModel):
 
     # Why its runtime cannot run jobs, if it found out after starting (the API's /health).
     runtime_error: str | None = None
+    # Why it cannot reach the artifact store; it takes no job until it can.
+    store_error: str | None = None
 
     def serves(self, queue: str) -> bool:
         return queue in self.queues
@@ -106,10 +108,12 @@ class Heartbeat:
         info: WorkerInfo,
         interval_s: float,
         probe: Callable[[], str | None] = lambda: None,
+        store_probe: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._registry = registry
         self.info = info
         self._probe = probe  # what is wrong with the runtime now, or None
+        self._store_probe = store_probe  # and with the artifact store
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="heartbeat")
@@ -136,7 +140,8 @@ class Heartbeat:
                 log.warning("worker heartbeat failed: %s", exc)
 
     def _beat(self) -> None:
-        self.info = self.info.model_copy(update={"runtime_error": self._probe()})
+        problems = {"runtime_error": self._probe(), "store_error": self._store_probe()}
+        self.info = self.info.model_copy(update=problems)
         self._registry.beat(self.info)
 
 

@@ -49,6 +49,8 @@ class Attempt(BaseModel):
     run_s: float | None = None  # the container's (process's) own run time
     failure_class: FailureClass | None = None  # when it failed
     error: str | None = None
+    restored_epoch: int | None = None  # the checkpoint it started from, if restored
+    artifact_error: str | None = None  # an upload to the artifact store that failed
 
 
 class Artifact(BaseModel):

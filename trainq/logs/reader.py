@@ -1,8 +1,14 @@
 """Reading job logs back: one job's lines, a live follow, a search across jobs.
 
 Lines come from the job's Redis stream, which any host can read. When the stream's
-cap has trimmed a job's oldest lines and the job's log file is on this host, the
-file (which holds every line up to its own size cap) is read instead.
+cap has trimmed a job's oldest lines, each attempt the stream no longer holds from its
+first line is joined from older copies: first the job's log file when it is on this
+host (every line up to its size cap), then the attempt's archive in the artifact store
+(what the file held at the archive's last pass) for the lines the file lacks, then the
+stream's lines past those, by their index within the attempt. Every line comes once,
+in order; :class:`LogSources` says where they came from and how many no copy holds.
+The archive is fetched only when the stream and the file do not hold the attempt:
+each fetch is a round trip to the store.
 """
 
 from __future__ import annotations
@@ -10,18 +16,89 @@ from __future__ import annotations
 import gzip
 import re
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec
 
+from trainq.errors import TrainqError
 from trainq.jobs.record import JobRecord
-from trainq.logs.format import decode
+from trainq.logs.format import Decoded, decode
 from trainq.logs.retention import open_log
 from trainq.logs.stream import LogLine, LogStream
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# An attempt's archived log: its raw JSON lines (the log file's), or None when there
+# is none; by attempt number (one job), or by job id and attempt number (a search).
+Archive = Callable[[int], Iterator[str] | None]
+JobArchive = Callable[[str, int], Iterator[str] | None]
+_Where = ParamSpec("_Where")
+# What reading an archive may raise: the artifact store's errors (trainq's own, naming
+# the store), a file system's, a broken gzip.
+ARCHIVE_ERRORS: tuple[type[Exception], ...] = (TrainqError, OSError, EOFError, zlib.error)
+
+
+def no_archive(attempt: int) -> None:
+    """No artifact store: the stream and the local file only."""
+    return None
+
+
+def failing_soft(
+    archive: Callable[_Where, Iterator[str] | None],
+    failed: Callable[[Exception], None],
+    errors: tuple[type[Exception], ...] = ARCHIVE_ERRORS,
+) -> Callable[_Where, Iterator[str] | None]:
+    """``archive`` (an :data:`Archive` or a :data:`JobArchive`), where a failure (one of
+    ``errors``, when asked or while read) counts as no archive, or the end of it: told
+    to ``failed`` once, and the store is not asked again."""
+    broken: list[Exception] = []
+
+    def broke(exc: Exception) -> None:
+        broken.append(exc)
+        failed(exc)
+
+    def until_broken(texts: Iterator[str]) -> Iterator[str]:
+        try:
+            yield from texts
+        except errors as exc:
+            broke(exc)
+
+    def soft(*args: _Where.args, **kwargs: _Where.kwargs) -> Iterator[str] | None:
+        if broken:
+            return None
+        try:
+            texts = archive(*args, **kwargs)
+        except errors as exc:
+            broke(exc)
+            return None
+        return None if texts is None else until_broken(texts)
+
+    return soft
+
+
+@dataclass
+class LogSources:
+    """Where a job's lines were read from, filled in as they are read."""
+
+    used: list[str] = field(default_factory=list)  # "stream", "local file <path>", ...
+    missing: dict[int, int] = field(default_factory=dict)  # attempt: lines in no copy
+
+    def note(self, source: str) -> None:
+        if source not in self.used:
+            self.used.append(source)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    lines: Iterator[LogLine]  # what the query keeps, oldest first
+    after: str  # the last stream entry read ("0-0": none); a follow goes on from it
+    # Each attempt's lines read so far (once ``lines`` is): a local file may be ahead of
+    # the stream, and a follow skips what it gave.
+    read: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,38 +129,78 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def job_lines(record: JobRecord, stream: LogStream, query: LogQuery) -> Iterator[LogLine]:
-    """The job's lines that ``query`` keeps, oldest first (only the last ``tail``)."""
-    source: Iterator[LogLine]
-    local = open_log(Path(record.log_path)) if record.log_path else None
-    if local is not None and stream.dropped(record.id):
-        source = _file_lines(record.id, local)
+def job_lines(
+    record: JobRecord,
+    stream: LogStream,
+    query: LogQuery,
+    archive: Archive = no_archive,
+    sources: LogSources | None = None,
+) -> Iterator[LogLine]:
+    """The job's lines that ``query`` keeps, oldest first (only the last ``tail``);
+    ``sources`` learns where they came from once they are all read."""
+    yield from backlog(record, stream, query, archive, sources).lines
+
+
+def backlog(
+    record: JobRecord,
+    stream: LogStream,
+    query: LogQuery,
+    archive: Archive = no_archive,
+    sources: LogSources | None = None,
+) -> Backlog:
+    """The job's lines so far, as :func:`job_lines` gives them, and where the stream
+    stood. The stream is read now; the file and the archives as the lines are."""
+    sources = LogSources() if sources is None else sources
+    streamed = list(stream.read(record.id))
+    joined: Iterator[LogLine]
+    if query.tail is not None and sum(map(query.keeps, streamed)) >= query.tail:
+        joined = _noted(iter(streamed), sources, "stream")  # older lines are not shown
     else:
-        source = stream.read(record.id)
-    kept = (line for line in source if query.keeps(line))
+        dropped = stream.dropped(record.id) if streamed else 0  # after the read: no race
+        numbers = [a.number for a in record.attempts]
+        local = open_log(Path(record.log_path)) if record.log_path else None
+        joined = _joined(record.id, numbers, streamed, dropped, local, archive, sources, query)
+    read: dict[int, int] = {}
+    kept = (line for line in _counted(joined, read) if query.keeps(line))
+    after = streamed[-1].entry_id if streamed else "0-0"
     if query.tail is not None:
-        yield from deque(kept, maxlen=query.tail)
-    else:
-        yield from kept
+        return Backlog(_later(lambda: iter(deque(kept, maxlen=query.tail))), after, read)
+    return Backlog(kept, after, read)
 
 
 def follow(
-    job_id: str,
+    record: JobRecord,
     stream: LogStream,
     query: LogQuery,
     is_final: Callable[[], bool],
     block_ms: int = 1000,
+    archive: Archive = no_archive,
+    sources: LogSources | None = None,
 ) -> Iterator[LogLine]:
     """The job's lines as they come, until the job is final and nothing more arrives."""
-    backlog = list(stream.read(job_id))
-    kept = [line for line in backlog if query.keeps(line)]
-    yield from deque(kept, maxlen=query.tail) if query.tail is not None else kept
-    last = backlog[-1].entry_id if backlog else "0-0"
+    past = backlog(record, stream, query, archive, sources)
+    yield from past.lines
+    yield from live(record.id, stream, query, is_final, past.after, block_ms, past.read)
+
+
+def live(
+    job_id: str,
+    stream: LogStream,
+    query: LogQuery,
+    is_final: Callable[[], bool],
+    after: str,
+    block_ms: int = 1000,
+    read: dict[int, int] | None = None,
+) -> Iterator[LogLine]:
+    """The stream's lines after entry ``after``, until the job is final and drained;
+    not those among the first ``read[attempt]`` of their attempt (read already)."""
+    last, read = after, read or {}
     while True:
         final = is_final()  # read before the stream: lines written before it are drained
         lines = stream.follow(job_id, last, block_ms)
         for line in lines:
-            if query.keeps(line):
+            known = line.index is not None and line.index < read.get(line.attempt, 0)
+            if query.keeps(line) and not known:
                 yield line
         if lines:
             last = lines[-1].entry_id
@@ -92,18 +209,140 @@ def follow(
 
 
 def search(
-    records: Iterator[JobRecord], stream: LogStream, pattern: re.Pattern[str]
+    records: Iterator[JobRecord],
+    stream: LogStream,
+    pattern: re.Pattern[str],
+    archive: JobArchive = lambda job_id, attempt: None,
 ) -> Iterator[LogLine]:
     """Every line of every job that matches ``pattern``, job by job."""
     for record in records:
-        yield from job_lines(record, stream, LogQuery(grep=pattern))
+        yield from job_lines(record, stream, LogQuery(grep=pattern), of_job(archive, record.id))
 
 
-def _file_lines(job_id: str, path: Path) -> Iterator[LogLine]:
+def of_job(archive: JobArchive, job_id: str) -> Archive:
+    """The archives of one job."""
+    return lambda attempt: archive(job_id, attempt)
+
+
+def _joined(
+    job_id: str,
+    numbers: list[int],
+    streamed: list[LogLine],
+    dropped: int,
+    local: Path | None,
+    archive: Archive,
+    sources: LogSources,
+    query: LogQuery,
+) -> Iterator[LogLine]:
+    """Every line of the job once, in order, from the stream and the older copies."""
+    if streamed and not dropped:  # the stream holds every line since the job's first
+        yield from _noted(iter(streamed), sources, "stream")
+        return
+    first = streamed[0] if streamed else None
+    by_attempt: dict[int, list[LogLine]] = {}
+    for line in streamed:
+        by_attempt.setdefault(line.attempt, []).append(line)
+    before = set(range(1, first.attempt)) if first is not None else set()
+    gone = 0  # lines read of the attempts the stream no longer holds at all
+    incomplete: list[int] = []  # of those, the ones no copy holds to their end
+    for number in sorted(set(numbers) | set(by_attempt) | before):
+        if query.attempt is not None and number != query.attempt:
+            continue
+        ours = by_attempt.get(number, [])
+        if ours and ours[0].index == 0:
+            yield from _noted(iter(ours), sources, "stream")
+            continue
+        if first is not None and not ours and number > first.attempt:
+            continue  # the stream holds every line since its first: this one had none
+        needed = ours[0].index if ours else None  # None: all of it
+        copy = _Copy(job_id, number)
+        if local is not None:
+            yield from _noted(copy.read(_texts(local)), sources, f"local file {local}")
+        short = not copy.complete if needed is None else copy.taken < needed
+        if short:
+            texts = archive(number)
+            if texts is not None:
+                yield from _noted(copy.read(texts), sources, f"archive attempt {number}")
+        yield from _noted(_after(ours, copy.taken), sources, "stream")
+        if needed is not None and copy.taken < needed:
+            sources.missing[number] = needed - copy.taken
+        elif not ours and first is not None:
+            gone += copy.taken
+            if not copy.complete:
+                incomplete.append(number)
+    if first is not None and first.index is not None and incomplete:
+        # The stream's first offset counts the lines before it; the attempts no copy
+        # holds to their end share what is not found: put on the last of them.
+        lost = dropped - first.index - gone
+        if lost > 0:
+            sources.missing[incomplete[-1]] = lost
+
+
+class _Copy:
+    """One attempt's lines from older copies (its log file, its archive), each read
+    from where the copies before it ended."""
+
+    def __init__(self, job_id: str, attempt: int) -> None:
+        self.job_id = job_id
+        self.attempt = attempt
+        self.taken = 0  # lines of the attempt read so far
+        self.complete = False  # a copy held the attempt's end marker (not truncated)
+
+    def read(self, texts: Iterator[str]) -> Iterator[LogLine]:
+        index, seen = 0, False
+        for entry in _decoded(texts):
+            if entry.attempt != self.attempt:
+                if seen and entry.attempt > self.attempt:
+                    return  # a later attempt: this one's part is over
+                continue
+            seen = True
+            if entry.event == "truncated":
+                return  # the copy's size cap: its later lines were only counted
+            if entry.event == "attempt_ended":
+                self.complete = True
+            if entry.event:
+                continue  # attempt boundaries and markers: not the job's own output
+            if index >= self.taken:
+                yield LogLine(self.job_id, entry.attempt, entry.ts, entry.msg, index=index)
+                self.taken = index + 1
+            index += 1
+
+
+def _after(lines: list[LogLine], taken: int) -> Iterator[LogLine]:
+    """The stream's lines of an attempt past the ``taken`` ones read from its copies;
+    lines without an index (written before there was one) only when none were."""
+    for line in lines:
+        past = not taken if line.index is None else line.index >= taken
+        if past:
+            yield line
+
+
+def _noted(lines: Iterator[LogLine], sources: LogSources, source: str) -> Iterator[LogLine]:
+    for line in lines:
+        sources.note(source)
+        yield line
+
+
+def _counted(lines: Iterator[LogLine], read: dict[int, int]) -> Iterator[LogLine]:
+    for line in lines:
+        if line.index is not None:
+            read[line.attempt] = max(read.get(line.attempt, 0), line.index + 1)
+        yield line
+
+
+def _later(make: Callable[[], Iterator[LogLine]]) -> Iterator[LogLine]:
+    """``make()``'s lines, made only when the first is asked for."""
+    yield from make()
+
+
+def _texts(path: Path) -> Iterator[str]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
-        for text in lines:
-            entry = decode(text)
-            if entry is None or entry.event:
-                continue  # attempt boundaries and markers: not the job's own output
-            yield LogLine(job_id, entry.attempt, entry.ts, entry.msg)
+        yield from lines
+
+
+def _decoded(texts: Iterator[str]) -> Iterator[Decoded]:
+    for text in texts:
+        entry = decode(text)
+        if entry is not None:
+            yield entry

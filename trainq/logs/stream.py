@@ -3,14 +3,19 @@
 An entry holds up to ``LINES_PER_ENTRY`` consecutive lines of one attempt (one entry
 per line would make the Redis client the bottleneck of a chatty job): fields ``a``
 attempt, ``t`` time of its first line (Unix seconds), ``n`` line count, ``o`` offset
-of its first line among all the job's lines, ``l`` the lines joined by newlines.
+of its first line among all the job's lines, ``i`` index of its first line among its
+attempt's lines (entries written before ``i`` existed lack it), ``l`` the lines joined
+by newlines.
 The stream keeps about ``max_lines // LINES_PER_ENTRY`` entries: about ``max_lines``
 lines of a chatty job, fewer of one that prints slowly. Readers learn from the
 first entry's offset how many lines were trimmed, and say so.
 
 Each append also records, in the same call, how far the job's output has been
 captured (:class:`Capture`): a supervisor that re-attaches to a running attempt
-after its predecessor died resumes from there, so no line is stored twice.
+after its predecessor died resumes from there, so no line is stored twice. The mark
+also numbers the lines: the appended lines of its attempt are that attempt's last ones
+before the mark, so their indices end at ``capture.lines - 1``. A reader joins the
+stream to older copies of an attempt (its log file, its archive) by these indices.
 """
 
 from __future__ import annotations
@@ -26,20 +31,26 @@ from trainq.store.keys import Keys
 
 _READ_BATCH = 500  # entries
 LINES_PER_ENTRY = 100
-# Appends entries, numbering their lines with the job's line counter, then trims; and
-# records the capture mark (attempt, lines, runtime position, file size) when given.
+# Appends entries (attempt, ts, count, attempt index or '', lines), numbering their lines
+# with the job's line counter, then trims; and records the capture mark (attempt, lines,
+# runtime position, file size) when given.
 _APPEND = """
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[3], 'a', ARGV[3], 'n', ARGV[4], 'p', ARGV[5], 'f', ARGV[6])
   redis.call('EXPIRE', KEYS[3], ARGV[2])
 end
-local i = 7
-while i <= #ARGV do
-  local n = tonumber(ARGV[i + 2])
+local k = 7
+while k <= #ARGV do
+  local n = tonumber(ARGV[k + 2])
   local total = redis.call('INCRBY', KEYS[2], n)
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-             'a', ARGV[i], 't', ARGV[i + 1], 'n', n, 'o', total - n, 'l', ARGV[i + 3])
-  i = i + 4
+  if ARGV[k + 3] == '' then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+               'a', ARGV[k], 't', ARGV[k + 1], 'n', n, 'o', total - n, 'l', ARGV[k + 4])
+  else
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'a', ARGV[k], 't', ARGV[k + 1],
+               'n', n, 'o', total - n, 'i', ARGV[k + 3], 'l', ARGV[k + 4])
+  end
+  k = k + 5
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
@@ -55,6 +66,7 @@ class LogLine:
     ts: float
     line: str
     entry_id: str = ""
+    index: int | None = None  # among its attempt's lines, from 0; None: not known
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,7 @@ class LogStream(Protocol):
         self, job_id: str, lines: list[tuple[int, float, str]], capture: Capture | None = None
     ) -> None:
         """Add (attempt, ts, line) entries, trimming the stream to its cap; and record
-        ``capture`` in the same step."""
+        ``capture`` in the same step (its attempt's lines are numbered up to it)."""
 
     def capture(self, job_id: str) -> Capture | None:
         """The last capture mark appended, if any."""
@@ -105,8 +117,9 @@ class RedisLogStream:
             args += ["", "", "", ""]
         else:
             args += [capture.attempt, capture.lines, capture.position or "", capture.file_bytes]
-        for attempt, chunk in _chunks(lines):
-            args += [attempt, repr(chunk[0][1]), len(chunk), "\n".join(c[2] for c in chunk)]
+        for attempt, index, chunk in _chunks(lines, capture):
+            text = "\n".join(c[2] for c in chunk)
+            args += [attempt, repr(chunk[0][1]), len(chunk), "" if index is None else index, text]
         keys = [self._keys.log(job_id), self._keys.log_lines(job_id), self._keys.capture(job_id)]
         self._append(keys=keys, args=args)
 
@@ -145,11 +158,14 @@ class RedisLogStream:
 
 
 class MemoryLogStream:
-    """In-memory twin for unit tests (no cap, no blocking)."""
+    """In-memory twin for unit tests (no blocking). ``max_lines`` caps each job's stream
+    exactly, to the line (the real one trims whole entries, about as many)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_lines: int | None = None) -> None:
         self._lines: dict[str, list[LogLine]] = {}
+        self._appended: dict[str, int] = {}  # each job's line counter
         self._captures: dict[str, Capture] = {}
+        self._max_lines = max_lines
         self._lock = threading.Lock()
 
     def append(
@@ -157,8 +173,14 @@ class MemoryLogStream:
     ) -> None:
         with self._lock:
             stream = self._lines.setdefault(job_id, [])
-            for attempt, ts, line in lines:
-                stream.append(LogLine(job_id, attempt, ts, line, f"{len(stream) + 1}-0"))
+            for attempt, first, chunk in _chunks(lines, capture):
+                for k, (_, ts, line) in enumerate(chunk):
+                    number = self._appended.get(job_id, 0) + 1
+                    self._appended[job_id] = number
+                    index = None if first is None else first + k
+                    stream.append(LogLine(job_id, attempt, ts, line, f"{number}-0", index))
+            if self._max_lines is not None:
+                del stream[: max(len(stream) - self._max_lines, 0)]
             if capture is not None:
                 self._captures[job_id] = capture
 
@@ -169,31 +191,39 @@ class MemoryLogStream:
     def read(self, job_id: str, after: str = "-") -> Iterator[LogLine]:
         with self._lock:
             lines = list(self._lines.get(job_id, []))
-        skip = 0 if after == "-" else int(after.split("-")[0])
-        yield from lines[skip:]
+        seen = 0 if after == "-" else int(after.split("-")[0])
+        yield from (line for line in lines if int(line.entry_id.split("-")[0]) > seen)
 
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         return list(self.read(job_id, after))
 
     def dropped(self, job_id: str) -> int:
-        return 0
+        with self._lock:
+            return self._appended.get(job_id, 0) - len(self._lines.get(job_id, []))
 
 
 def _lines(job_id: str, entry_id: str, fields: dict[str, str]) -> Iterator[LogLine]:
     attempt, ts = int(fields["a"]), float(fields["t"])
-    for line in fields["l"].split("\n"):
-        yield LogLine(job_id, attempt, ts, line, entry_id)
+    first = int(fields["i"]) if "i" in fields else None
+    for k, line in enumerate(fields["l"].split("\n")):
+        yield LogLine(job_id, attempt, ts, line, entry_id, None if first is None else first + k)
 
 
 def _chunks(
-    lines: list[tuple[int, float, str]],
-) -> Iterator[tuple[int, list[tuple[int, float, str]]]]:
-    """Runs of at most LINES_PER_ENTRY consecutive lines of the same attempt."""
-    chunk: list[tuple[int, float, str]] = []
+    lines: list[tuple[int, float, str]], capture: Capture | None
+) -> Iterator[tuple[int, int | None, list[tuple[int, float, str]]]]:
+    """Runs of at most LINES_PER_ENTRY consecutive lines of the same attempt, each with
+    the attempt index of its first line: known for the capture mark's attempt only."""
+    runs: list[list[tuple[int, float, str]]] = []
     for item in lines:
-        if chunk and (item[0] != chunk[0][0] or len(chunk) == LINES_PER_ENTRY):
-            yield chunk[0][0], chunk
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        yield chunk[0][0], chunk
+        if not runs or item[0] != runs[-1][0][0] or len(runs[-1]) == LINES_PER_ENTRY:
+            runs.append([])
+        runs[-1].append(item)
+    numbered = None if capture is None else capture.attempt
+    index = 0 if capture is None else capture.lines - sum(1 for ln in lines if ln[0] == numbered)
+    for run in runs:
+        if run[0][0] == numbered:
+            yield run[0][0], index, run
+            index += len(run)
+        else:
+            yield run[0][0], None, run

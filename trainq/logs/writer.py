@@ -94,7 +94,9 @@ class JobLog:
             self.flush()
 
     def flush(self) -> None:
-        """Write the batch to the file, then to the stream with the capture mark."""
+        """Write the batch to the file, then to the stream with the capture mark (whose
+        line count also numbers the batch's lines within the attempt: a re-attached
+        attempt's indices go on from its predecessor's last mark)."""
         self._file.flush()
         batch, self._batch = self._batch, []
         mark = Capture(self.attempt, self.lines, self._position(), self._file.tell())

@@ -7,10 +7,15 @@ protocol; the runner never knows which one it drives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+# Where a container sees its output directory and its datasets (/data/<name>).
+OUTPUT_MOUNT = "/outputs"
+DATA_MOUNT = "/data"
 
 
 @dataclass(frozen=True)
@@ -106,15 +111,32 @@ class Runtime(Protocol):
         """Forget the ended attempt and free what it held."""
 
 
-def contract_env(launch: Launch, checkpoint_dir: str) -> dict[str, str]:
-    """The variables every attempt sees, wherever it runs (the environment contract)."""
-    return {
+def contract_env(
+    launch: Launch,
+    checkpoint_dir: str,
+    output_dir: str | None = None,
+    datasets: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The variables every attempt sees, wherever it runs (the environment contract):
+    its directories as the attempt sees them, and ``TRAINQ_DATASET_<NAME>`` per dataset."""
+    env = {
         **launch.env,
         "TRAINQ_JOB_ID": launch.job_id,
         "TRAINQ_ATTEMPT": str(launch.attempt),
         "TRAINQ_CHECKPOINT_DIR": checkpoint_dir,
         "PYTHONUNBUFFERED": "1",
     }
+    if output_dir is not None:
+        env["TRAINQ_OUTPUT_DIR"] = output_dir
+    for name, path in (datasets or {}).items():
+        env[dataset_var(name)] = path
+    return env
+
+
+def dataset_var(name: str) -> str:
+    """The variable naming a dataset's directory: ``TRAINQ_DATASET_`` and the name in
+    upper case, every character other than a letter or digit made ``_``."""
+    return "TRAINQ_DATASET_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
 
 
 def device_env(gpu_ids: list[int], *, in_container: bool) -> dict[str, str]:

@@ -4,14 +4,14 @@ The container is the truth. It carries ``trainq.job_id``, ``trainq.attempt`` and
 ``trainq.worker`` labels, so any supervisor can find it (adopt-or-launch). It is
 never auto-removed: the exit code, ``State.OOMKilled`` and the output are read
 first, then the runner removes it. ``wait(timeout=)`` is an HTTP timeout that
-raises, so it is caught; how the output is read is :mod:`trainq.runtime.container_logs`.
+raises, so it is caught; how the output is read is :mod:`trainq.runtime.container_logs`,
+what it mounts (checkpoints, outputs, datasets) :mod:`trainq.runtime.container_mounts`.
 A client is created lazily, after the worker forks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,10 +19,10 @@ import docker.errors
 import requests.exceptions
 from docker.client import DockerClient
 from docker.models.containers import Container
-from docker.types import DeviceRequest, LogConfig, Mount
+from docker.types import DeviceRequest, LogConfig
 
 from trainq.errors import LaunchRefused, RuntimeFault
-from trainq.runtime.base import Exit, Found, Handle, Launch, Output, contract_env, device_env
+from trainq.runtime.base import Exit, Found, Handle, Launch, Output, device_env
 from trainq.runtime.container_logs import (
     ENGINE_ERRORS,
     ApiOutput,
@@ -30,8 +30,9 @@ from trainq.runtime.container_logs import (
     readable,
     stamp_ns,
 )
+from trainq.runtime.container_mounts import CHECKPOINT_MOUNT, container_env, mounts
 
-CHECKPOINT_MOUNT = "/checkpoints"
+__all__ = ["CHECKPOINT_MOUNT", "DockerRuntime", "device_requests"]
 _LABEL = "trainq.job_id"
 # Containers of one trainq cluster (one key prefix): a reconciler touches no other's.
 _CLUSTER_LABEL = "trainq.cluster"
@@ -95,8 +96,7 @@ class DockerRuntime:
             # Submit refuses it too; this guards against a message written to Redis.
             raise LaunchRefused(f"image {launch.image!r} is not on this cluster's allow-list")
         digest = self._image_digest(launch.image)
-        self._prepare_checkpoint_dir(launch)
-        env = contract_env(launch, CHECKPOINT_MOUNT) | device_env(launch.gpu_ids, in_container=True)
+        env = container_env(launch) | device_env(launch.gpu_ids, in_container=True)
         requests_ = device_requests(launch.gpu_ids, simulate=self._simulate_gpus)
         options: dict[str, Any] = {
             "command": launch.command,
@@ -106,7 +106,7 @@ class DockerRuntime:
             "detach": True,
             "init": True,  # SIGTERM reaches the script, zombies are reaped
             "auto_remove": False,
-            "mounts": [Mount(CHECKPOINT_MOUNT, str(launch.checkpoint_dir), type="bind")],
+            "mounts": mounts(launch, self._user),
             "log_config": self._log_config,
             "device_requests": requests_ or None,
             **self._hardening(),
@@ -236,18 +236,6 @@ class DockerRuntime:
                 f"image {image!r} is not on this host and could not be pulled "
                 f"({getattr(exc, 'explanation', None) or exc}); build it or push it first"
             ) from exc
-
-    def _prepare_checkpoint_dir(self, launch: Launch) -> None:
-        """Create the mounted directory, writable by the container's (non-root) user."""
-        try:
-            launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            uid, _, gid = self._user.partition(":")
-            if os.geteuid() == 0:
-                os.chown(launch.checkpoint_dir, int(uid), int(gid or uid))
-            else:
-                launch.checkpoint_dir.chmod(0o777)
-        except (OSError, ValueError) as exc:
-            raise RuntimeFault(f"cannot prepare {launch.checkpoint_dir}: {exc}") from exc
 
     def _container(self, handle: Handle) -> Container:
         try:

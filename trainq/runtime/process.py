@@ -2,8 +2,11 @@
 
 The fallback for hosts without a Docker engine, and the fast path for tests. It keeps
 the container's environment contract (``TRAINQ_JOB_ID``, ``TRAINQ_ATTEMPT``,
-``TRAINQ_CHECKPOINT_DIR``, the hyper-parameters) but not its isolation: the job
-runs as the worker's user, with the worker's Python unless the spec names a command.
+``TRAINQ_CHECKPOINT_DIR``, ``TRAINQ_OUTPUT_DIR``, ``TRAINQ_DATASET_<NAME>``, the
+hyper-parameters), with host paths in place of the mounts, but not its isolation:
+the job runs as the worker's user, with the worker's Python unless the spec names a
+command. It cannot make a dataset read-only (no ``TRAINQ_DATA_DIR`` either, as there
+is no one folder of them): the job could write whatever the worker's user may.
 Attempts are known to the worker process that started them only: a process
 cannot be re-attached after its worker died. Before launching, an orphan of the
 same job (a process group whose environment names the job, left by a killed
@@ -61,12 +64,19 @@ class ProcessRuntime:
 
     def start(self, launch: Launch) -> Handle:
         self._stop_orphans(launch.job_id)
-        env = {**self._base_env, **contract_env(launch, str(launch.checkpoint_dir))}
+        output_dir = str(launch.output_dir) if launch.output_dir is not None else None
+        datasets = {name: str(path) for name, path in launch.datasets.items()}
+        env = {
+            **self._base_env,
+            **contract_env(launch, str(launch.checkpoint_dir), output_dir, datasets),
+        }
         env |= device_env(launch.gpu_ids, in_container=False)
         command = launch.command or self._standard_command
         spool = self._spool_dir / f"{launch.job_id}.{launch.attempt}.out"
         try:
             launch.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            if launch.output_dir is not None:
+                launch.output_dir.mkdir(parents=True, exist_ok=True)
             self._spool_dir.mkdir(parents=True, exist_ok=True)
             out = spool.open("wb")
         except OSError as exc:

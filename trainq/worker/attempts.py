@@ -1,6 +1,6 @@
 """One attempt of a job, as the runner prepares and closes it: its launch (image,
-command, environment, checkpoint directory, devices), its record, its result, and
-what its end makes of the job (retry, succeed, fail)."""
+command, environment, checkpoint and output directories, datasets, devices), its
+record, its result, and what its end makes of the job (retry, succeed, fail)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from trainq.config import Settings
+from trainq.errors import ConfigError, LaunchRefused
 from trainq.jobs.failures import FailureClass
 from trainq.jobs.record import Attempt, JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
-from trainq.runtime.base import Handle, Launch
+from trainq.runtime.base import OUTPUT_MOUNT, Handle, Launch
 from trainq.worker.devices import Gpus
 from trainq.worker.endings import AttemptEnd
 
@@ -31,6 +32,48 @@ def job_env(spec: JobSpec) -> dict[str, str]:
 
 def checkpoint_dir(settings: Settings, job_id: str) -> Path:
     return (settings.checkpoint_dir / job_id).absolute()
+
+
+def output_dir(settings: Settings, job_id: str, attempt: int) -> Path:
+    """Where the attempt writes what it produces (``/outputs`` in a container)."""
+    return (settings.output_dir / job_id / str(attempt)).absolute()
+
+
+# Where the worker uploads an attempt's output directory in the job's artifacts.
+OUTPUTS_ARTIFACT_DIR = "outputs"
+
+
+def dataset_dirs(spec: JobSpec, settings: Settings) -> dict[str, Path]:
+    """The host paths of the job's datasets, as this worker's host declares them;
+    LaunchRefused for one it does not declare (any more) or whose path is missing."""
+    if not spec.datasets:
+        return {}
+    try:
+        declared = settings.dataset_paths
+    except ConfigError as exc:
+        raise LaunchRefused(f"this worker's datasets are misconfigured: {exc}") from exc
+    found: dict[str, Path] = {}
+    for name in spec.datasets:
+        path = declared.get(name)
+        if path is None:
+            raise LaunchRefused(
+                f"dataset {name!r} is not declared on this worker's host (TRAINQ_DATASETS)"
+            )
+        if not path.exists():
+            raise LaunchRefused(f"dataset {name!r}: its host path {path} does not exist")
+        found[name] = path
+    return found
+
+
+def model_artifact(reported: str, outputs: Path) -> str:
+    """The artifact path of a model the program reported in its output directory, which
+    it saw as ``/outputs`` in a container or as the host path; the worker uploads that
+    directory under ``outputs/``."""
+    path = PurePath(reported)
+    for folder in (outputs, PurePath(OUTPUT_MOUNT)):
+        if path.is_relative_to(folder) and path != folder:
+            return f"{OUTPUTS_ARTIFACT_DIR}/{path.relative_to(folder).as_posix()}"
+    return f"{OUTPUTS_ARTIFACT_DIR}/{path.name}"
 
 
 def log_path(settings: Settings, record: JobRecord) -> Path:
@@ -62,6 +105,8 @@ def launch_of(
         command=spec.command,
         env=job_env(spec),
         checkpoint_dir=checkpoint_dir(settings, record.id),
+        output_dir=output_dir(settings, record.id, number),
+        datasets=dataset_dirs(spec, settings),
         worker=worker,
         cpus=spec.cpus,
         memory_bytes=spec.memory_bytes,
@@ -100,6 +145,10 @@ def result_of(
     reported_path = values.pop("checkpoint", None)
     checkpoint = folder / PurePath(reported_path).name if reported_path else None
     final_loss = values.pop("final_loss", record.progress.loss)
+    model = values.get("model")
+    if isinstance(model, str) and model and record.attempts:
+        outputs = output_dir(settings, record.id, record.attempts[-1].number)
+        values["model"] = model_artifact(model, outputs)
     return {
         **values,
         "final_loss": final_loss,
@@ -121,9 +170,12 @@ def closed(record: JobRecord, end: AttemptEnd) -> JobRecord:
             "run_s": end.run_s,
             "failure_class": end.failure_class,
             "error": end.error,
+            "artifact_error": end.artifact_error,
         }
     )
     attempts = [*record.attempts[:-1], attempt]
+    if end.artifacts is not None:
+        record = record.model_copy(update={"artifacts": end.artifacts})
     if end.ends_job_as is not None:
         return record.moved_to(end.ends_job_as, attempts=attempts, error=end.error)
     if end.failure_class is None:
@@ -145,3 +197,28 @@ def backoff_s(settings: Settings, failed_attempts: int) -> float:
     ceiling = settings.retry_backoff_s * 2 ** max(failed_attempts - 1, 0)
     jitter = random.uniform(0.5, 1.0)
     return float(min(ceiling, settings.retry_backoff_max_s) * jitter)
+
+
+def started(record: JobRecord, handle: Handle, restored_epoch: int | None) -> JobRecord:
+    """The record with its new attempt running as ``handle``, from a restored checkpoint
+    of ``restored_epoch`` if any."""
+    attempt = record.attempts[-1].model_copy(
+        update={
+            "handle": handle.ref,
+            "image": handle.image,
+            "image_digest": handle.image_digest,
+            "restored_epoch": restored_epoch,
+            # The time limit counts from here: pulling an image is not the job's time.
+            "started_at": time.time(),
+        }
+    )
+    return record.moved_to(record.status, attempts=[*record.attempts[:-1], attempt])
+
+
+def timed_out(record: JobRecord, reason: str) -> JobRecord:
+    """The record moved to timed out by a backstop, its running attempt ended."""
+    tried = record.attempts
+    if tried and tried[-1].ended_at is None:
+        ended = tried[-1].model_copy(update={"ended_at": time.time(), "error": reason})
+        tried = [*tried[:-1], ended]
+    return record.moved_to(JobStatus.TIMED_OUT, attempts=tried, error=reason)

@@ -13,6 +13,7 @@ from typing import Any
 
 from trainq.jobs.failures import FailureClass
 from trainq.jobs.progress import EXIT_PREEMPTED
+from trainq.jobs.record import Artifact
 from trainq.jobs.status import JobStatus
 from trainq.runtime.base import Exit
 from trainq.worker.supervision import Stop
@@ -31,6 +32,8 @@ class AttemptEnd:
     result: dict[str, Any] | None = None
     ends_job_as: JobStatus | None = None  # timed out or cancelled: no retry
     run_s: float | None = None
+    artifacts: list[Artifact] | None = None  # the job's, after this attempt's uploads
+    artifact_error: str | None = None
 
 
 def ending(

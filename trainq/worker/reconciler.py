@@ -5,7 +5,8 @@ It runs in every worker's main process, once at start and then every
 
 - a container (of this cluster) whose job is final or unknown is stopped and
   removed: nothing a finished job started outlives it;
-- logs that stopped growing are compressed, those past retention deleted;
+- logs that stopped growing are compressed, those past retention deleted; the
+  artifacts of jobs final for longer than ``artifact_retention_days`` are deleted;
 - a running or retrying job whose supervisor's lease expired (the worker was
   killed, its host died) is sent to the queue again, so a live worker adopts its
   container or relaunches it from the checkpoint within seconds, instead of after
@@ -18,10 +19,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainq.artifacts import retention as artifact_retention
+from trainq.artifacts.store import ArtifactStore
 from trainq.config import Settings
 from trainq.errors import IllegalTransition, JobNotFound, RuntimeFault
 from trainq.jobs.record import JobRecord
@@ -33,6 +37,8 @@ from trainq.store.protocols import Coordination, JobRecords
 
 log = logging.getLogger("trainq.reconciler")
 
+# How often a worker deletes the artifacts of jobs past artifact_retention_days.
+_ARTIFACT_SWEEP_S = 3600.0
 # How long one reconciler's claim to re-queue a job keeps others from doing it too.
 _REQUEUE_CLAIM_S = 30.0
 
@@ -46,6 +52,7 @@ class Pass:
     cancelled: list[str] = field(default_factory=list)  # job ids
     compressed: int = 0  # log files
     deleted: int = 0  # log files past retention
+    expired: list[str] = field(default_factory=list)  # jobs whose artifacts were deleted
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Reconciler:
     runtime: Runtime
     settings: Settings
     requeue: Callable[[JobRecord], None]
+    artifacts: ArtifactStore | None = None
+    _expired_at: float = field(default=0.0, init=False)
 
     def run_once(self) -> Pass:
         done = Pass()
@@ -66,6 +75,7 @@ class Reconciler:
             still_written=self._job_not_final,
         )
         done.compressed, done.deleted = len(swept.compressed), len(swept.deleted)
+        done.expired = self._expire_artifacts()
         if done.removed or done.requeued or done.cancelled or done.compressed or done.deleted:
             log.info("reconciled: %s", done)
         return done
@@ -79,6 +89,16 @@ class Reconciler:
                 log.exception("reconcile pass failed; trying again next time")
             if stop.wait(self.settings.reconcile_interval_s):
                 return
+
+    def _expire_artifacts(self) -> list[str]:
+        """Past ``artifact_retention_days``, a finished job's artifacts go (hourly)."""
+        days = self.settings.artifact_retention_days
+        if self.artifacts is None or days is None:
+            return []
+        if time.monotonic() - self._expired_at < _ARTIFACT_SWEEP_S and self._expired_at:
+            return []
+        self._expired_at = time.monotonic()
+        return artifact_retention.expire(self.artifacts, self.records, days)
 
     def _job_not_final(self, log: Path) -> bool:
         """Whether ``log`` is a job log (jobs/<id>.log) whose job may still write to it."""

@@ -38,6 +38,7 @@ from trainq.worker import attempts
 from trainq.worker.devices import Gpus, allot
 from trainq.worker.endings import PERMANENT, TRANSIENT, AttemptEnd, ending
 from trainq.worker.supervision import Lease, Watch
+from trainq.worker.transfers import AttemptFiles
 
 log = logging.getLogger("trainq.runner")
 # How long one wait() call blocks before the runner looks again.
@@ -56,7 +57,12 @@ class Runner:
     logs: LogStream = field(default_factory=MemoryLogStream)
     # The GPUs this worker owns: every GPU job it runs gets exactly these.
     gpus: Gpus = field(default_factory=lambda: Gpus(()))
+    # The artifact store's part: checkpoints restored and synced, outputs and logs kept.
+    files: AttemptFiles | None = None
     _metrics: dict[int, dict[str, Any]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._files = self.files or AttemptFiles(None, self.settings)
 
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`.
@@ -83,15 +89,8 @@ class Runner:
         """Stop whatever runs of the job and record it timed out (a backstop fired)."""
         self._clear_leftovers(job_id)
 
-        def time_out(r: JobRecord) -> JobRecord:
-            tried = r.attempts
-            if tried and tried[-1].ended_at is None:
-                ended = tried[-1].model_copy(update={"ended_at": time.time(), "error": reason})
-                tried = [*tried[:-1], ended]
-            return r.moved_to(JobStatus.TIMED_OUT, attempts=tried, error=reason)
-
         with contextlib.suppress(IllegalTransition):
-            self.records.update(job_id, time_out)
+            self.records.update(job_id, lambda r: attempts.timed_out(r, reason))
 
     def _supervise_job(self, record: JobRecord, lease: Lease) -> JobRecord:
         while not record.status.is_terminal:
@@ -184,6 +183,7 @@ class Runner:
             launch = attempts.launch_of(
                 record, number, self.settings, self.worker, self._devices_for(record)
             )
+            restored = self._files.restore(record.id, launch.checkpoint_dir)
             handle = self.runtime.start(launch)
             log.info("launched attempt %s of job %s: %s", number, record.id, handle.ref)
         except RuntimeFault as exc:
@@ -191,19 +191,8 @@ class Runner:
             failure = PERMANENT if isinstance(exc, LaunchRefused) else TRANSIENT
             return self._end_attempt(record, AttemptEnd(None, failure, str(exc))), None
 
-        def set_handle(r: JobRecord) -> JobRecord:
-            started = r.attempts[-1].model_copy(
-                update={
-                    "handle": handle.ref,
-                    "image": handle.image,
-                    "image_digest": handle.image_digest,
-                    # The time limit counts from here: pulling an image is not the job's time.
-                    "started_at": time.time(),
-                }
-            )
-            return r.moved_to(r.status, attempts=[*r.attempts[:-1], started])
-
-        return self.records.update(record.id, set_handle), handle
+        started = self.records.update(record.id, lambda r: attempts.started(r, handle, restored))
+        return started, handle
 
     def _supervise(
         self, record: JobRecord, handle: Handle, lease: Lease, adopted: bool
@@ -233,7 +222,9 @@ class Runner:
                 grace_s=self.settings.stop_grace_s,
                 poll_s=self.settings.watch_interval_s,
             )
-            with job_log, watch:
+            checkpoints = attempts.checkpoint_dir(self.settings, record.id)
+            syncing = self._files.syncing(record, handle.attempt, checkpoints, job_log.path)
+            with syncing as synced, job_log, watch:
                 for line in output:
                     job_log.write(line)
                     message = parse_line(line)
@@ -241,6 +232,7 @@ class Runner:
                         result = message.values
                     elif message is not None:
                         record = self._progress(record, message)
+                        synced(message.epoch)  # uploads in the background, never waits
                     if lease.lost.is_set():
                         break
                 exit_ = self._wait(handle, lease)
@@ -255,6 +247,7 @@ class Runner:
             end = dataclasses.replace(end, run_s=exit_.ran_s)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
+        end = self._keep_files(record, handle.attempt, end)
         # Record, then remove (the design's order): the outcome is known now, and removing
         # a container takes the engine tens of ms. The next attempt is launched only after
         # this removal; a removal that never happens is the reconciler's (job final).
@@ -263,6 +256,15 @@ class Runner:
         finally:
             with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
                 self.runtime.remove(handle)
+
+    def _keep_files(self, record: JobRecord, attempt: int, end: AttemptEnd) -> AttemptEnd:
+        """The end, with the job's artifacts once this attempt's files are uploaded."""
+        if self._files.store is None:
+            return end
+        log_path = attempts.log_path(self.settings, record)
+        outputs = attempts.output_dir(self.settings, record.id, attempt)
+        kept = self._files.collect(record, attempt, log_path, outputs)
+        return dataclasses.replace(end, artifacts=kept, artifact_error=self._files.error())
 
     def _wait(self, handle: Handle, lease: Lease) -> Exit:
         while True:
@@ -286,14 +288,9 @@ class Runner:
         return self.records.update(record.id, lambda r: attempts.closed(r, end))
 
     def _new_attempt(self, number: int, gpus: Gpus, handle: Handle | None = None) -> Attempt:
-        return attempts.new_attempt(
-            number,
-            runtime=self.runtime.name,
-            worker=self.worker,
-            host=self.settings.hostname,
-            gpus=gpus,
-            handle=handle,
-        )
+        where = {"runtime": self.runtime.name, "worker": self.worker}
+        return attempts.new_attempt(number, **where, host=self.settings.hostname, gpus=gpus,
+                                    handle=handle)  # fmt: skip
 
     def _devices_for(self, record: JobRecord) -> Gpus:
         return allot(record.spec, self.gpus, f"worker {self.worker}", record.queue)

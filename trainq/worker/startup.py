@@ -17,12 +17,15 @@ from trainq.config import Settings
 from trainq.errors import GpuUnavailable
 from trainq.jobs.routing import worker_queues
 from trainq.worker import devices
+from trainq.worker.standby import STANDBY_QUEUE
 
 
 @dataclass(frozen=True)
 class WorkerPlan:
     info: WorkerInfo
     celery_argv: list[str]
+    # The queues it serves once the artifact store answers; empty: it serves them now.
+    deferred: tuple[str, ...] = ()
 
 
 def plan(
@@ -33,9 +36,11 @@ def plan(
     concurrency: int | None,
     loglevel: str,
     runtime: str,
+    store_error: str | None = None,
 ) -> WorkerPlan:
     """The worker's registry entry and Celery's arguments; GpuUnavailable if ``gpus``
-    names devices this host cannot give."""
+    names devices this host cannot give. With a ``store_error`` it starts on standby
+    (:mod:`trainq.worker.standby`): its queues are deferred until the store answers."""
     owned = devices.resolve(gpus, simulate=settings.simulate_gpus)
     if owned and concurrency not in (None, 1):
         raise GpuUnavailable(
@@ -44,10 +49,13 @@ def plan(
         )
     jobs = 1 if owned else (concurrency or settings.worker_concurrency)
     queues = worker_queues(owned.ids, settings)
+    deferred = tuple(queues) if store_error else ()
+    consumed = [STANDBY_QUEUE] if store_error else queues
     info = WorkerInfo(
         name=host_format(name),
         hostname=settings.hostname,
-        queues=tuple(queues),
+        queues=() if store_error else tuple(queues),
+        store_error=store_error,
         gpu_ids=owned.ids,
         gpu_uuids=owned.uuids,
         simulated_gpus=bool(owned) and settings.simulate_gpus,
@@ -58,25 +66,30 @@ def plan(
         "worker",
         "--pool=prefork",
         f"--concurrency={jobs}",
-        f"--queues={','.join(queues)}",
+        f"--queues={','.join(consumed)}",
         f"--hostname={info.name}",
         f"--loglevel={loglevel}",
         "--task-events",
     ]
-    return WorkerPlan(info, argv)
+    return WorkerPlan(info, argv, deferred)
 
 
 # The worker command declares what this process serves before Celery starts; the
 # prefork pool's children are forked from it and inherit the declaration, so a task
 # knows which GPUs its worker owns.
-_declared: list[WorkerInfo] = []
+_declared: list[WorkerPlan] = []
 
 
-def declare(info: WorkerInfo) -> None:
+def declare(plan: WorkerPlan) -> None:
     """Record what this worker process serves (called by ``trainq worker``)."""
-    _declared[:] = [info]
+    _declared[:] = [plan]
 
 
 def this_worker() -> WorkerInfo | None:
     """What this worker process serves, if ``trainq worker`` declared it."""
-    return _declared[0] if _declared else None
+    return _declared[0].info if _declared else None
+
+
+def deferred_queues() -> tuple[str, ...]:
+    """The queues this worker joins once the artifact store answers (none: joined)."""
+    return _declared[0].deferred if _declared else ()

@@ -33,7 +33,9 @@ from trainq.runtime.factory import make_runtime, runtime_problem
 from trainq.worker.devices import Gpus
 from trainq.worker.reconciler import Reconciler
 from trainq.worker.runner import Runner
-from trainq.worker.startup import this_worker
+from trainq.worker.standby import Standby, store_problem
+from trainq.worker.startup import deferred_queues, this_worker
+from trainq.worker.transfers import AttemptFiles
 
 # A worker keeps trying through a Redis restart: its jobs' supervisors never give up.
 connections.ride_out_outages()
@@ -66,6 +68,7 @@ class SupervisedTraining(SubmitTraining):
             on_progress=report,
             logs=connections.log_stream(settings),
             gpus=Gpus(owned.gpu_ids, owned.gpu_uuids) if owned else Gpus(()),
+            files=AttemptFiles(connections.artifact_store(settings), settings),
         )
         try:
             with components.job_context(self.request.id):
@@ -94,6 +97,7 @@ def requeue(record: JobRecord) -> None:
 
 _reconciling = threading.Event()
 _heartbeat: list[Heartbeat] = []
+_standby: list[Standby] = []
 
 
 @after_setup_logger.connect  # type: ignore[untyped-decorator]
@@ -120,7 +124,11 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
         )
     beat_s = settings.worker_ttl_s / 3
     probe = partial(runtime_problem, settings)
-    _heartbeat.append(Heartbeat(connections.registry(settings), info, beat_s, probe).start())
+    store_probe = partial(store_problem, connections.artifact_store(settings))
+    heartbeat = Heartbeat(connections.registry(settings), info, beat_s, probe, store_probe)
+    _heartbeat.append(heartbeat.start())
+    if deferred_queues():  # the store did not answer at start: join once it does
+        _standby.append(Standby(heartbeat, deferred_queues(), store_probe, beat_s).start())
     reconciler = Reconciler(
         connections.records(settings),
         connections.coordination(settings),
@@ -128,6 +136,7 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
         make_runtime(settings),
         settings,
         requeue,
+        connections.artifact_store(settings),
     )
     _reconciling.clear()
     threading.Thread(
@@ -138,5 +147,7 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _stop_reconciler(**_: Any) -> None:
     _reconciling.set()
+    while _standby:
+        _standby.pop().stop()
     while _heartbeat:
         _heartbeat.pop().stop()

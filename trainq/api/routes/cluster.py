@@ -71,4 +71,5 @@ def _worker(info: WorkerInfo) -> WorkerView:
         runtime=info.runtime,
         concurrency=info.concurrency,
         runtime_error=info.runtime_error,
+        store_error=info.store_error,
     )

@@ -1,0 +1,75 @@
+"""``/train/{id}/artifacts``: a job's checkpoints, outputs and archived logs, from any host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi.responses import StreamingResponse
+
+from trainq import client, connections
+from trainq.api.auth import TokenCheck
+from trainq.api.models import NOT_FOUND, UNAUTHORIZED, ArtifactList, Problem
+from trainq.artifacts.outputs import open_artifact
+from trainq.artifacts.store import artifact_key
+from trainq.config import Settings
+from trainq.errors import ArtifactNotFound, BadArtifactPath
+
+_CHUNK_BYTES = 1 << 20
+JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The job id")]
+
+
+def router(check: TokenCheck, settings: Settings) -> APIRouter:
+    api = APIRouter(prefix="/train", tags=["artifacts"], dependencies=[Depends(check)])
+
+    @api.get(
+        "/{job_id}/artifacts",
+        response_model=ArtifactList,
+        responses={**UNAUTHORIZED, **NOT_FOUND},
+        summary="List a job's artifacts",
+    )
+    def list_artifacts(job_id: JobIdPath) -> ArtifactList:
+        """Its checkpoint files, outputs and archived logs as its record lists them (path
+        relative to the job, size, sha256, the attempt that wrote it)."""
+        record = client.get_job(job_id)
+        store = connections.artifact_store(settings)
+        return ArtifactList(job_id=record.id, store=store.url, artifacts=record.artifacts)
+
+    @api.get(
+        "/{job_id}/artifacts/{path:path}",
+        response_class=StreamingResponse,
+        responses={
+            **UNAUTHORIZED,
+            200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+            400: {"model": Problem, "description": "A path that leaves the job's artifacts"},
+            404: {"model": Problem, "description": "No such job or artifact"},
+        },
+        summary="Download one artifact",
+    )
+    def download(job_id: JobIdPath, path: str) -> StreamingResponse:
+        """The file's bytes, streamed from the artifact store."""
+        try:
+            artifact_key(job_id, path)
+        except BadArtifactPath as exc:
+            raise HTTPException(400, str(exc)) from None
+        record = client.get_job(job_id)
+        try:
+            source = open_artifact(connections.artifact_store(settings), record.id, path)
+        except ArtifactNotFound:
+            raise HTTPException(404, f"job {record.id} has no artifact {path!r}") from None
+        headers = {"Content-Disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"'}
+        listed = next((a for a in record.artifacts if a.path == path), None)
+        if listed is not None:
+            headers["X-Trainq-Sha256"] = listed.sha256
+        return StreamingResponse(
+            _chunks(source), media_type="application/octet-stream", headers=headers
+        )
+
+    return api
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(_CHUNK_BYTES):
+            yield chunk

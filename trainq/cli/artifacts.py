@@ -1,0 +1,71 @@
+"""``trainq artifacts``: list a job's checkpoints, outputs and archived logs, or fetch them,
+from any host that reaches the artifact store."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trainq import client, connections
+from trainq.artifacts.outputs import download
+from trainq.cli.app import JobId, cli, err, fail, out
+from trainq.errors import ArtifactError, JobNotFound
+
+_CHUNK_BYTES = 1 << 20
+
+
+@cli.command("artifacts")
+def artifacts(
+    job_id: JobId,
+    download_to: Annotated[
+        Path | None, typer.Option("--download", help="Fetch them into this folder")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Only paths matching this glob, e.g. outputs/*")
+    ] = None,
+) -> None:
+    """List a job's artifacts, or download them (checked against their sha256)."""
+    try:
+        record = client.get_job(job_id)
+    except JobNotFound as exc:
+        raise fail(str(exc), 1) from None
+    chosen = [a for a in record.artifacts if path is None or fnmatch.fnmatchcase(a.path, path)]
+    if not chosen:
+        which = f" matching {path!r}" if path else ""
+        raise fail(f"job {record.id} has no artifacts{which} (status {record.status})", 1)
+    if download_to is None:
+        for artifact in chosen:
+            size = _size(artifact.size)
+            out.print(f"{artifact.path}\t{size}\tattempt {artifact.attempt}\t{artifact.sha256}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        return
+    store = connections.artifact_store()
+    for artifact in chosen:
+        target = download_to / artifact.path
+        try:
+            download(store, record.id, artifact.path, target)
+        except ArtifactError as exc:
+            raise fail(f"cannot download {artifact.path} from {store.url}: {exc}", 1) from None
+        if _sha256(target) != artifact.sha256:
+            target.unlink()
+            raise fail(f"{artifact.path}: sha256 differs from the job record's; not kept", 1)
+        err.print(f"{artifact.path} → {target} ({_size(artifact.size)})", highlight=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _size(size_bytes: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
