@@ -50,7 +50,10 @@ assert final < first, f"final loss {final} is not below the first epoch's {first
 print(f"\nsucceeded: loss fell from {first:.4f} (epoch 1) to {final:.4f} (epoch 2)")
 print(f"job log:    {job['log_path']}")
 print(f"checkpoint: {job['result']['checkpoint_path']}")
+assert any(a["path"] == job["result"]["model"] for a in job["artifacts"]), job["artifacts"]
 PY
+echo "artifacts (trainq artifacts $job_id; --download DIR to fetch them):"
+"$BIN/trainq" artifacts "$job_id"
 runtime=$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["attempts"][-1]["runtime"])' .run/demo-job.json)
 echo "ran in:     $runtime runtime"
 echo "demo finished in $(( $(date +%s) - started )) s, set-up included"

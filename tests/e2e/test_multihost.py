@@ -33,6 +33,7 @@ from trainq import connections
 from trainq.artifacts.logs import archived_lines
 from trainq.artifacts.manifest import read_manifest
 from trainq.artifacts.store import ArtifactStore
+from trainq.cluster.registry import WorkerInfo
 from trainq.config import Settings
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus
@@ -89,6 +90,7 @@ def store_env(url: str, endpoint_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def namespaces() -> None:
+    """Fails every test of the module, saying why, where hosts cannot be simulated."""
     problem = namespaces_problem()
     if problem is not None:
         pytest.fail(f"simulated hosts need Linux namespaces: {problem}", pytrace=False)
@@ -208,6 +210,12 @@ def processes_of(job_id: str) -> list[int]:
             if marker in environ.split(b"\0"):
                 found.append(int(name))
     return found
+
+
+def registered(name: str) -> WorkerInfo:
+    """The worker ``name`` as the live-worker registry has it."""
+    (info,) = [w for w in connections.live_workers() if w.name == name]
+    return info
 
 
 def holds_for(condition: Callable[[], bool], seconds: float, interval_s: float = 0.2) -> bool:
@@ -364,6 +372,7 @@ def test_the_model_is_fetched_from_anywhere(
     for escape in ("%2e%2e%2fx", "%2E%2E/x", "outputs/%2e%2e/%2e%2e/x", "../x"):
         code, _, body = http(f"{base}/{escape}")
         assert code == 400, (escape, code, body)
+        assert b"'..'" in body, body  # the route's refusal, not the server's
     code, _, body = http(f"{base}/outputs/no-such-file.pt")
     assert code == 404, body
     assert http(f"{base}/outputs/model.pt", token=None)[0] == 401
@@ -462,6 +471,7 @@ def test_a_worker_without_its_store_takes_no_job_until_the_store_answers(
     host = start_host("host-late", env)
 
     assert url in host.output()
+    assert registered(host.worker.name).queues == ()
     code, _, body = http(f"{api.url}/health", token=None)
     health = json.loads(body)
     assert code == 503, health
@@ -480,6 +490,10 @@ def test_a_worker_without_its_store_takes_no_job_until_the_store_answers(
     server.start()
     try:
         server.make_bucket(f"{BUCKET}-late")
+        answered_at = time.monotonic()
+        wait_until(lambda: registered(host.worker.name).queues, 10, "the worker to join its queues")
+        assert registered(host.worker.name).store_error is None
+        assert time.monotonic() - answered_at < 5  # a probe every second
         wait_until(lambda: record(job_id).status.is_terminal, 60, "the job to run and end")
         assert record(job_id).status == JobStatus.SUCCEEDED, record(job_id).error
         assert [a.host for a in record(job_id).attempts] == [host.name]
