@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trainq.artifacts.store import ArtifactStore, artifact_key, job_prefix
+from trainq.artifacts.keys import artifact_key, job_prefix
+from trainq.artifacts.store import ArtifactStore
 from trainq.errors import ArtifactError, ArtifactNotFound, BadArtifactPath, StoreUnavailable
 from trainq.testing import wait_until
 

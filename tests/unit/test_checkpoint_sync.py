@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from trainq.artifacts import checkpoints
-from trainq.artifacts.checkpoints import CheckpointSync, publish, read_manifest, restore
+from trainq.artifacts.checkpoints import publish, read_manifest, restore
 from trainq.artifacts.logs import archive_key, archive_log, archived_lines
 from trainq.artifacts.outputs import download, list_artifacts, upload_outputs
 from trainq.artifacts.store import ArtifactStore
+from trainq.artifacts.sync import CheckpointSync
 from trainq.errors import ArtifactError, BadArtifactPath
 from trainq.logs.format import decode, encode
 from trainq.testing import wait_until

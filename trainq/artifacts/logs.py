@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from trainq.artifacts.store import ArtifactStore, artifact_key
+from trainq.artifacts.keys import artifact_key
+from trainq.artifacts.store import ArtifactStore
 from trainq.errors import ArtifactNotFound
 from trainq.jobs.record import Artifact
 from trainq.logs.format import decode

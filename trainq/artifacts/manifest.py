@@ -26,7 +26,8 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from trainq.artifacts.store import ArtifactStore, artifact_key, job_prefix
+from trainq.artifacts.keys import artifact_key, job_prefix
+from trainq.artifacts.store import ArtifactStore
 from trainq.errors import ArtifactError, ArtifactNotFound
 from trainq.jobs.record import Artifact
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import BinaryIO
 
+from trainq.artifacts.keys import artifact_key, job_prefix
 from trainq.artifacts.manifest import blob_key, manifest_key, read_manifest
-from trainq.artifacts.store import ArtifactStore, artifact_key, job_prefix
+from trainq.artifacts.store import ArtifactStore
 from trainq.errors import ArtifactNotFound, BadArtifactPath
 from trainq.jobs.record import Artifact
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
-from trainq.artifacts.store import ArtifactStore, job_prefix
+from trainq.artifacts.keys import job_prefix
+from trainq.artifacts.store import ArtifactStore
 from trainq.errors import JobNotFound
 from trainq.store.protocols import JobRecords
 

@@ -19,24 +19,20 @@ Every failure of the store surfaces as trainq's own error, naming the store's UR
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import botocore.exceptions  # type: ignore[import-untyped]
-import fsspec  # type: ignore[import-untyped]
-from fsspec.asyn import sync  # type: ignore[import-untyped]
 from fsspec.exceptions import FSTimeoutError  # type: ignore[import-untyped]
-from fsspec.spec import AbstractBufferedFile  # type: ignore[import-untyped]
 
+from trainq.artifacts.keys import shown_url
+from trainq.artifacts.transport import CHUNK_BYTES, Chunk, abandon, copy, filesystem, reading, why
 from trainq.config import Settings
 from trainq.errors import (
     ArtifactError,
@@ -45,14 +41,6 @@ from trainq.errors import (
     StoreUnavailable,
 )
 
-# Large enough for sha256 and the write to overlap (each releases the GIL), small
-# enough to stay in the CPU's cache from the read to the write: 4 and 8 MiB chunks
-# made a local restore slower and erratic.
-_CHUNK_BYTES = 1 << 20
-# A chunk smaller than this is hashed in line: a second thread would cost more.
-_OVERLAP_BYTES = 256 << 10
-# A chunk of a file as it was read: one buffer, or a stream's parts (never joined).
-_Chunk = list[bytes]
 # Where a write lands before it is renamed into place: hidden, and never listed.
 _TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{32}\.partial$")
 # Object stores publish a PUT whole; every other filesystem publishes by renaming.
@@ -91,7 +79,7 @@ class ArtifactStore:
         self._options = dict(storage_options or {})
         self._timeout_s = timeout_s
         self._pid = os.getpid()
-        self._fs_here, root = _filesystem(url, self._options, timeout_s)
+        self._fs_here, root = filesystem(url, self._options, timeout_s)
         self._root = str(root).rstrip("/")
         protocols = self._fs_here.protocol
         protocols = {protocols} if isinstance(protocols, str) else set(protocols)
@@ -128,7 +116,7 @@ class ArtifactStore:
         """In a forked child (a worker's pool process) the filesystems are built again:
         the parent's connections and event loop are not the child's to use."""
         if self._pid != os.getpid():
-            self._fs_here, _ = _filesystem(self._raw_url, self._options, self._timeout_s)
+            self._fs_here, _ = filesystem(self._raw_url, self._options, self._timeout_s)
             self._probe_fs = None
             self._pid = os.getpid()
 
@@ -141,7 +129,7 @@ class ArtifactStore:
         bucket, an endpoint that does not answer, credentials refused."""
         self._after_fork()
         if self._probe_fs is None:
-            self._probe_fs, _ = _filesystem(
+            self._probe_fs, _ = filesystem(
                 self._raw_url, self._options, self._probe_timeout_s, retries=1
             )
         fs = self._probe_fs
@@ -152,14 +140,14 @@ class ArtifactStore:
             fs.pipe_file(path, b"probe")
             fs.rm_file(path)
         except _STORE_ERRORS as exc:
-            why = _why(exc)
-            raise StoreUnavailable(f"artifact store {self.url} does not answer: {why}") from exc
+            reason = why(exc)
+            raise StoreUnavailable(f"artifact store {self.url} does not answer: {reason}") from exc
 
     def put_file(self, local: Path, key: str) -> tuple[int, str]:
         """Upload ``local`` to ``key``, reading it once; its size and sha256 (hex)."""
         with self._errors("upload", key, writing=True), local.open("rb") as source:
             # read1: what one read gives (a whole chunk of a file), not waiting on a pipe
-            return self._write(key, ([c] for c in iter(lambda: source.read1(_CHUNK_BYTES), b"")))
+            return self._write(key, ([c] for c in iter(lambda: source.read1(CHUNK_BYTES), b"")))
 
     def put_bytes(self, key: str, data: bytes) -> tuple[int, str]:
         """Store ``data`` at ``key``; its size and sha256 (hex)."""
@@ -175,10 +163,10 @@ class ArtifactStore:
         try:
             with (
                 self._errors("download", key),
-                self._reading(self._path(key)) as chunks,
+                reading(self._fs, self._path(key)) as chunks,
                 temp.open("wb") as target,
             ):
-                size, found = _copy(chunks, target.write)
+                size, found = copy(chunks, target.write)
             if sha256 is not None and found != sha256:
                 raise ArtifactError(
                     f"{self.url}/{key} is corrupt: its sha256 is {found}, expected {sha256}"
@@ -229,35 +217,7 @@ class ArtifactStore:
         with suppress(ArtifactNotFound), self._errors("delete", prefix):
             self._fs.rm(self._path(prefix), recursive=True)
 
-    @contextmanager
-    def _reading(self, path: str) -> Iterator[Iterator[_Chunk]]:
-        """The bytes at ``path``, chunk by chunk. From an object store: one streamed GET,
-        the next chunk downloading while the caller handles this one (s3fs's file object
-        would fetch 50 MB blocks, nothing else happening while each downloads)."""
-        fs, source = self._fs, None
-        if getattr(fs, "async_impl", False):
-            with suppress(NotImplementedError):  # s3fs streams; not every async fs does
-                source = sync(fs.loop, fs.open_async, path, "rb")
-        if source is None:
-            with fs.open(path, "rb") as local:
-                yield ([chunk] for chunk in iter(lambda: local.read(_CHUNK_BYTES), b""))
-            return
-        ahead = asyncio.run_coroutine_threadsafe(_whole_chunk(source), fs.loop)
-
-        def chunks() -> Iterator[_Chunk]:
-            nonlocal ahead
-            while parts := ahead.result():
-                ahead = asyncio.run_coroutine_threadsafe(_whole_chunk(source), fs.loop)
-                yield parts
-
-        try:
-            yield chunks()
-        finally:
-            ahead.cancel()
-            with suppress(Exception):
-                sync(fs.loop, _close_stream, source)
-
-    def _write(self, key: str, chunks: Iterator[_Chunk]) -> tuple[int, str]:
+    def _write(self, key: str, chunks: Iterator[Chunk]) -> tuple[int, str]:
         path = self._path(key)
         if self._rename_to_publish:
             parent, _, name = path.rpartition("/")
@@ -267,9 +227,9 @@ class ArtifactStore:
             target = path  # the object appears only when its upload completes
         out = self._fs.open(target, "wb")
         try:
-            size, sha256 = _copy(chunks, out.write)
+            size, sha256 = copy(chunks, out.write)
         except BaseException:
-            _abandon(out)
+            abandon(out)
             if self._rename_to_publish:
                 with suppress(OSError):
                     self._fs.rm_file(target)
@@ -294,139 +254,15 @@ class ArtifactStore:
             raise
         except FileNotFoundError as exc:
             if writing:
-                raise ArtifactError(f"cannot {action} {self.url}/{key}: {_why(exc)}") from exc
+                raise ArtifactError(f"cannot {action} {self.url}/{key}: {why(exc)}") from exc
             raise ArtifactNotFound(f"no artifact {key} in {self.url}") from exc
         except _UNREACHABLE as exc:
             raise StoreUnavailable(
-                f"artifact store {self.url} does not answer ({action} {key}): {_why(exc)}"
+                f"artifact store {self.url} does not answer ({action} {key}): {why(exc)}"
             ) from exc
         except _STORE_ERRORS as exc:
-            raise ArtifactError(f"cannot {action} {self.url}/{key}: {_why(exc)}") from exc
-
-
-def job_prefix(job_id: str) -> str:
-    """The folder of one job's artifacts: ``jobs/<job_id>``."""
-    if not job_id or job_id in (".", "..") or any(c in job_id for c in "/\\\0"):
-        raise BadArtifactPath(f"{job_id!r} cannot name a job's artifacts")
-    return f"jobs/{job_id}"
-
-
-def artifact_key(job_id: str, path: str) -> str:
-    """The store key of ``path`` (``outputs/model.pt``) among the job's artifacts;
-    BadArtifactPath for a path that is empty, absolute, or could leave that prefix."""
-    why = (
-        "it is empty" if not path.strip("/ ")
-        else "it is absolute" if path.startswith("/")
-        else "it contains a backslash" if "\\" in path
-        else "it contains a NUL character" if "\0" in path
-        else "it has a '..' part" if ".." in path.split("/")
-        else None
-    )  # fmt: skip
-    if why is not None:
-        raise BadArtifactPath(f"artifact path {path!r} is refused: {why}")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    return f"{job_prefix(job_id)}/{'/'.join(parts)}"
-
-
-def shown_url(url: str) -> str:
-    """The URL without credentials."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def _filesystem(
-    url: str, options: dict[str, Any], timeout_s: float, *, retries: int = 2
-) -> tuple[Any, str]:
-    """fsspec's filesystem for ``url`` and the root path in it. S3 gets bounded
-    timeouts and retries, and no listings cache (other hosts write too)."""
-    options = dict(options)
-    if urlsplit(url).scheme in ("s3", "s3a"):
-        config = dict(options.pop("config_kwargs", {}))
-        config.setdefault("connect_timeout", max(0.5, min(5.0, timeout_s / (2 * retries))))
-        config.setdefault("read_timeout", timeout_s)
-        config.setdefault("retries", {"max_attempts": retries, "mode": "standard"})
-        options.update(config_kwargs=config, skip_instance_cache=True, use_listings_cache=False)
-    elif urlsplit(url).scheme in ("", "file", "local"):
-        options.setdefault("auto_mkdir", True)
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **options)
-    except (ValueError, ImportError, TypeError) as exc:
-        raise ArtifactError(f"cannot use artifact store {shown_url(url)}: {exc}") from exc
-    if hasattr(fs, "retries"):
-        fs.retries = retries  # s3fs's own retry loop, on top of botocore's
-    return fs, root
-
-
-def _copy(chunks: Iterable[_Chunk], write: Callable[[bytes], object]) -> tuple[int, str]:
-    """Write every chunk, hashing it on a second thread meanwhile; the size and sha256.
-
-    sha256 runs at about 1.2 GB/s, slower than a local copy: hashed in line, its whole
-    time added to the copy's (a 100 MB restore from a folder took 130 ms, now 100 ms;
-    hashing alone takes 86). The next chunk is read and this one written meanwhile.
-    """
-    digest, size = hashlib.sha256(), 0
-    hashing: Future[None] | None = None
-    # Starts its thread on the first large chunk only: a small file is hashed in line.
-    with ThreadPoolExecutor(1, thread_name_prefix="trainq-sha256") as hasher:
-        for parts in chunks:
-            if hashing is not None:
-                hashing.result()  # in order: one chunk at a time
-                hashing = None
-            length = sum(map(len, parts))
-            if length >= _OVERLAP_BYTES:
-                hashing = hasher.submit(_update, digest, parts)
-            else:
-                _update(digest, parts)
-            for part in parts:
-                write(part)
-            size += length
-        if hashing is not None:
-            hashing.result()
-    return size, digest.hexdigest()
-
-
-def _update(digest: Any, parts: _Chunk) -> None:
-    for part in parts:
-        digest.update(part)
-
-
-async def _whole_chunk(source: Any) -> _Chunk:
-    """The parts of the next chunk of an async file (a stream's reads give what has
-    arrived); none at its end."""
-    parts, size = [], 0
-    while size < _CHUNK_BYTES and (part := await source.read(_CHUNK_BYTES - size)):
-        parts.append(part)
-        size += len(part)
-    return parts
-
-
-async def _close_stream(source: Any) -> None:
-    """Close an async file and its response, if any (when not read to the end, it would
-    hold its connection until collected)."""
-    response = getattr(source, "r", None)  # s3fs's S3AsyncStreamedFile
-    if response is not None:
-        response.close()
-    await source.close()
+            raise ArtifactError(f"cannot {action} {self.url}/{key}: {why(exc)}") from exc
 
 
 def _temp_name(name: str) -> str:
     return f".{name}.{uuid.uuid4().hex}.partial"
-
-
-def _abandon(out: Any) -> None:
-    """Close ``out`` without publishing it: a buffered upload (S3) is discarded, its
-    multipart upload aborted, never completed with what was written so far; a local
-    temporary file is closed (the caller removes it)."""
-    with suppress(Exception):
-        if isinstance(out, AbstractBufferedFile):
-            out.discard()
-            out.closed = True  # so that neither close() nor __del__ completes it
-        else:
-            out.close()
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text if type(exc).__name__ in text else f"{type(exc).__name__}: {text}"

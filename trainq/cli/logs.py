@@ -15,6 +15,7 @@ from trainq.config import get_settings
 from trainq.errors import JobNotFound
 from trainq.logs import reader
 from trainq.logs.format import encode
+from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
 from trainq.store.paging import every_job
 
@@ -55,7 +56,7 @@ def show_logs(
         record = client.get_job(job_id)
     except JobNotFound as exc:
         raise fail(str(exc), 1) from None
-    sources = reader.LogSources()
+    sources = LogSources()
     archive = reader.of_job(archives, job_id)
     if follow_:
         lines = reader.follow(

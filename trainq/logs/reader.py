@@ -13,7 +13,6 @@ each fetch is a round trip to the store.
 
 from __future__ import annotations
 
-import gzip
 import re
 import time
 import zlib
@@ -26,15 +25,13 @@ from typing import ParamSpec
 
 from trainq.errors import TrainqError
 from trainq.jobs.record import JobRecord
-from trainq.logs.format import Decoded, decode
+from trainq.logs.joining import Archive, LogSources, join, noted
 from trainq.logs.retention import open_log
 from trainq.logs.stream import LogLine, LogStream
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-# An attempt's archived log: its raw JSON lines (the log file's), or None when there
-# is none; by attempt number (one job), or by job id and attempt number (a search).
-Archive = Callable[[int], Iterator[str] | None]
+# An attempt's archived log (joining.Archive), by job id and attempt number (a search).
 JobArchive = Callable[[str, int], Iterator[str] | None]
 _Where = ParamSpec("_Where")
 # What reading an archive may raise: the artifact store's errors (trainq's own, naming
@@ -78,18 +75,6 @@ def failing_soft(
         return None if texts is None else until_broken(texts)
 
     return soft
-
-
-@dataclass
-class LogSources:
-    """Where a job's lines were read from, filled in as they are read."""
-
-    used: list[str] = field(default_factory=list)  # "stream", "local file <path>", ...
-    missing: dict[int, int] = field(default_factory=dict)  # attempt: lines in no copy
-
-    def note(self, source: str) -> None:
-        if source not in self.used:
-            self.used.append(source)
 
 
 @dataclass(frozen=True)
@@ -154,12 +139,12 @@ def backlog(
     streamed = list(stream.read(record.id))
     joined: Iterator[LogLine]
     if query.tail is not None and sum(map(query.keeps, streamed)) >= query.tail:
-        joined = _noted(iter(streamed), sources, "stream")  # older lines are not shown
+        joined = noted(iter(streamed), sources, "stream")  # older lines are not shown
     else:
         dropped = stream.dropped(record.id) if streamed else 0  # after the read: no race
         numbers = [a.number for a in record.attempts]
         local = open_log(Path(record.log_path)) if record.log_path else None
-        joined = _joined(record.id, numbers, streamed, dropped, local, archive, sources, query)
+        joined = join(record.id, numbers, streamed, dropped, local, archive, sources, query.attempt)
     read: dict[int, int] = {}
     kept = (line for line in _counted(joined, read) if query.keeps(line))
     after = streamed[-1].entry_id if streamed else "0-0"
@@ -224,105 +209,6 @@ def of_job(archive: JobArchive, job_id: str) -> Archive:
     return lambda attempt: archive(job_id, attempt)
 
 
-def _joined(
-    job_id: str,
-    numbers: list[int],
-    streamed: list[LogLine],
-    dropped: int,
-    local: Path | None,
-    archive: Archive,
-    sources: LogSources,
-    query: LogQuery,
-) -> Iterator[LogLine]:
-    """Every line of the job once, in order, from the stream and the older copies."""
-    if streamed and not dropped:  # the stream holds every line since the job's first
-        yield from _noted(iter(streamed), sources, "stream")
-        return
-    first = streamed[0] if streamed else None
-    by_attempt: dict[int, list[LogLine]] = {}
-    for line in streamed:
-        by_attempt.setdefault(line.attempt, []).append(line)
-    before = set(range(1, first.attempt)) if first is not None else set()
-    gone = 0  # lines read of the attempts the stream no longer holds at all
-    incomplete: list[int] = []  # of those, the ones no copy holds to their end
-    for number in sorted(set(numbers) | set(by_attempt) | before):
-        if query.attempt is not None and number != query.attempt:
-            continue
-        ours = by_attempt.get(number, [])
-        if ours and ours[0].index == 0:
-            yield from _noted(iter(ours), sources, "stream")
-            continue
-        if first is not None and not ours and number > first.attempt:
-            continue  # the stream holds every line since its first: this one had none
-        needed = ours[0].index if ours else None  # None: all of it
-        copy = _Copy(job_id, number)
-        if local is not None:
-            yield from _noted(copy.read(_texts(local)), sources, f"local file {local}")
-        short = not copy.complete if needed is None else copy.taken < needed
-        if short:
-            texts = archive(number)
-            if texts is not None:
-                yield from _noted(copy.read(texts), sources, f"archive attempt {number}")
-        yield from _noted(_after(ours, copy.taken), sources, "stream")
-        if needed is not None and copy.taken < needed:
-            sources.missing[number] = needed - copy.taken
-        elif not ours and first is not None:
-            gone += copy.taken
-            if not copy.complete:
-                incomplete.append(number)
-    if first is not None and first.index is not None and incomplete:
-        # The stream's first offset counts the lines before it; the attempts no copy
-        # holds to their end share what is not found: put on the last of them.
-        lost = dropped - first.index - gone
-        if lost > 0:
-            sources.missing[incomplete[-1]] = lost
-
-
-class _Copy:
-    """One attempt's lines from older copies (its log file, its archive), each read
-    from where the copies before it ended."""
-
-    def __init__(self, job_id: str, attempt: int) -> None:
-        self.job_id = job_id
-        self.attempt = attempt
-        self.taken = 0  # lines of the attempt read so far
-        self.complete = False  # a copy held the attempt's end marker (not truncated)
-
-    def read(self, texts: Iterator[str]) -> Iterator[LogLine]:
-        index, seen = 0, False
-        for entry in _decoded(texts):
-            if entry.attempt != self.attempt:
-                if seen and entry.attempt > self.attempt:
-                    return  # a later attempt: this one's part is over
-                continue
-            seen = True
-            if entry.event == "truncated":
-                return  # the copy's size cap: its later lines were only counted
-            if entry.event == "attempt_ended":
-                self.complete = True
-            if entry.event:
-                continue  # attempt boundaries and markers: not the job's own output
-            if index >= self.taken:
-                yield LogLine(self.job_id, entry.attempt, entry.ts, entry.msg, index=index)
-                self.taken = index + 1
-            index += 1
-
-
-def _after(lines: list[LogLine], taken: int) -> Iterator[LogLine]:
-    """The stream's lines of an attempt past the ``taken`` ones read from its copies;
-    lines without an index (written before there was one) only when none were."""
-    for line in lines:
-        past = not taken if line.index is None else line.index >= taken
-        if past:
-            yield line
-
-
-def _noted(lines: Iterator[LogLine], sources: LogSources, source: str) -> Iterator[LogLine]:
-    for line in lines:
-        sources.note(source)
-        yield line
-
-
 def _counted(lines: Iterator[LogLine], read: dict[int, int]) -> Iterator[LogLine]:
     for line in lines:
         if line.index is not None:
@@ -333,16 +219,3 @@ def _counted(lines: Iterator[LogLine], read: dict[int, int]) -> Iterator[LogLine
 def _later(make: Callable[[], Iterator[LogLine]]) -> Iterator[LogLine]:
     """``make()``'s lines, made only when the first is asked for."""
     yield from make()
-
-
-def _texts(path: Path) -> Iterator[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
-        yield from lines
-
-
-def _decoded(texts: Iterator[str]) -> Iterator[Decoded]:
-    for text in texts:
-        entry = decode(text)
-        if entry is not None:
-            yield entry

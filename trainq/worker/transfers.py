@@ -20,6 +20,7 @@ from pathlib import Path
 from trainq.artifacts import checkpoints, outputs
 from trainq.artifacts import logs as archives
 from trainq.artifacts.store import ArtifactStore
+from trainq.artifacts.sync import CheckpointSync
 from trainq.config import Settings
 from trainq.errors import ArtifactError, RuntimeFault
 from trainq.jobs.record import Artifact, JobRecord
@@ -78,7 +79,7 @@ class AttemptFiles:
         def archive() -> None:
             archives.archive_log(store, record.id, attempt, log_path)
 
-        sync = checkpoints.CheckpointSync(
+        sync = CheckpointSync(
             store,
             record.id,
             checkpoint_dir,

@@ -11,8 +11,8 @@ from fastapi.responses import StreamingResponse
 from trainq import client, connections
 from trainq.api.auth import TokenCheck
 from trainq.api.models import NOT_FOUND, UNAUTHORIZED, ArtifactList, Problem
+from trainq.artifacts.keys import artifact_key
 from trainq.artifacts.outputs import open_artifact
-from trainq.artifacts.store import artifact_key
 from trainq.config import Settings
 from trainq.errors import ArtifactNotFound, BadArtifactPath
 

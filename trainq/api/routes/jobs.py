@@ -29,6 +29,7 @@ from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
 from trainq.logs import reader
+from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
 
 JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The job id")]
@@ -197,7 +198,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         record = client.get_job(job_id)  # 404 before any streaming starts
         stream = connections.log_stream(settings)
         query = reader.LogQuery(attempt=attempt, tail=tail)
-        sources, failures = reader.LogSources(), list[Exception]()
+        sources, failures = LogSources(), list[Exception]()
         archive = reader.of_job(reader.failing_soft(_archived, failures.append), job_id)
         # The headers say where the lines came from, known once they are read: the
         # backlog (stream, local file, archives: blocking I/O, run in the threadpool as
@@ -258,7 +259,7 @@ def _archived(job_id: str, attempt: int) -> Iterator[str] | None:
     return archived_lines(connections.artifact_store(), job_id, attempt)
 
 
-def _log_headers(sources: reader.LogSources, failures: list[Exception]) -> dict[str, str]:
+def _log_headers(sources: LogSources, failures: list[Exception]) -> dict[str, str]:
     headers = {SOURCES_HEADER: ", ".join(sources.used)}
     if sources.missing:
         counts = sorted(sources.missing.items())
