@@ -38,10 +38,11 @@ compose-check: compose-images
 demo:
 	@start=$$(date +%s); $(MAKE) --no-print-directory image && DEMO_STARTED=$$start bash docker/demo.sh
 
+# Two processes, one test file at a time each (module fixtures stay in one process).
 test: install lint image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh compose-bin
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Style, types, and the layers (import-linter contracts in pyproject.toml).
 lint: install

@@ -226,6 +226,8 @@ def test_result_reports_the_devices_it_saw(tmp_path: Path) -> None:
     assert res["cuda_device_count"] == 0
     assert res["device"] == "cpu"
     assert "device_name" not in res  # only on CUDA
+    # Without an output directory no model file is written.
+    assert "model" not in res and not list(tmp_path.rglob("model.pt"))
 
 
 def run_with_env(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -241,8 +243,16 @@ def run_with_env(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Compl
 
 def test_the_final_model_is_saved_in_the_output_dir(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = run_with_env({"TRAINQ_OUTPUT_DIR": str(out)}, cwd=tmp_path)
+    data = tmp_path / "imagenet"
+    (data / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
+        (data / name).write_text("x")
+    datasets = {"TRAINQ_DATASET_IMAGENET": str(data), "TRAINQ_DATASET_GONE": str(tmp_path / "gone")}
+    proc = run_with_env({"TRAINQ_OUTPUT_DIR": str(out), **datasets}, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    # Each dataset is described at start (top-level entries), or said to be unreadable.
+    assert f"dataset imagenet at {data}: 3 files" in proc.stdout.splitlines()
+    assert f"dataset gone at {tmp_path / 'gone'}: not readable" in proc.stdout
     res = result(proc.stdout)
     assert Path(res["model"]) == (out / "model.pt").resolve()
     assert sorted(p.name for p in out.iterdir()) == ["model.pt"]  # no .tmp left
@@ -260,24 +270,3 @@ def test_the_final_model_is_saved_in_the_output_dir(tmp_path: Path) -> None:
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert Path(result(again.stdout)["model"]) == (other / "model.pt").resolve()
-
-
-def test_no_model_file_without_an_output_dir(tmp_path: Path) -> None:
-    proc = run_with_env({}, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "model" not in result(proc.stdout)
-    assert not list(tmp_path.rglob("model.pt"))
-
-
-def test_each_dataset_is_described_at_start(tmp_path: Path) -> None:
-    data = tmp_path / "imagenet"
-    (data / "sub").mkdir(parents=True)
-    for name in ("a.jpg", "b.jpg", "sub/c.jpg"):
-        (data / name).write_text("x")
-    proc = run_with_env(
-        {"TRAINQ_DATASET_IMAGENET": str(data), "TRAINQ_DATASET_GONE": str(tmp_path / "gone")},
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert f"dataset imagenet at {data}: 3 files" in proc.stdout.splitlines()
-    assert f"dataset gone at {tmp_path / 'gone'}: not readable" in proc.stdout
