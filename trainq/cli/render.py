@@ -86,7 +86,7 @@ def describe_record(record: JobRecord, waiting: str | None = None) -> Renderable
     if record.finished_at and record.started_at:
         summary.add_row("ran", f"{record.finished_at - record.started_at:.1f} s")
     if record.result:
-        for key in ("final_loss", "checkpoint_path"):
+        for key in ("final_loss", "model", "checkpoint_path"):
             if record.result.get(key) is not None:
                 summary.add_row(key.replace("_", " "), str(record.result[key]))
     image = record.current_attempt.image if record.current_attempt else None
@@ -94,17 +94,22 @@ def describe_record(record: JobRecord, waiting: str | None = None) -> Renderable
         summary.add_row("image", image)
     if record.log_path:
         summary.add_row("log", record.log_path)
+    if record.artifacts:
+        summary.add_row("artifacts", f"{len(record.artifacts)} (trainq artifacts {record.id})")
     parts: list[RenderableType] = [summary]
     if record.attempts:
         attempts = Table(
-            "attempt", "worker", "runtime", "gpus", "handle", "exit", "class", title="attempts"
-        )
+            "attempt", "host", "worker", "runtime", "gpus", "from epoch", "handle", "exit",
+            "class", title="attempts",
+        )  # fmt: skip
         for a in record.attempts:
             attempts.add_row(
                 str(a.number),
+                a.host or "",
                 a.worker or "",
                 a.runtime or "",
                 ",".join(str(i) for i in a.gpu_ids),
+                "" if a.restored_epoch is None else str(a.restored_epoch),
                 (a.handle or "")[:12],
                 "" if a.exit_code is None else str(a.exit_code),
                 a.failure_class or "",
@@ -112,6 +117,9 @@ def describe_record(record: JobRecord, waiting: str | None = None) -> Renderable
         parts.append(attempts)
     if record.error:
         parts.append(Text(record.error, style="red"))
+    for a in record.attempts:
+        if a.artifact_error:
+            parts.append(Text(f"attempt {a.number}: {a.artifact_error}", style="yellow"))
     return Group(*parts)
 
 
