@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.harness import DOCKER_TEST_PREFIX, STORE_TEST_URL, trainq_containers
+from trainq.artifacts.store import ArtifactStore
 from trainq.config import Settings
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
@@ -20,6 +21,7 @@ from trainq.runtime.factory import make_runtime
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisCoordination, RedisJobRecords
 from trainq.worker.runner import Runner
+from trainq.worker.transfers import AttemptFiles
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +127,51 @@ def test_train_py_leaves_its_model_in_the_output_dir(
     reported = [json.loads(msg) for msg in said if msg.startswith('{"trainq": "result"')]
     assert [r["model"] for r in reported] == ["/outputs/model.pt"]
     assert trainq_containers("dk-model") == []
+
+
+def test_a_checkpoint_restored_on_a_new_host_is_resumed_and_written_by_the_container(
+    store: RedisJobRecords, settings: Settings, tmp_path: Path
+) -> None:
+    """Host A trains one epoch; host B (its own folders, the same store) is asked for
+    two: it restores A's checkpoint, and the container (uid 1000) resumes and writes
+    its next checkpoint into the folder the worker (root) restored."""
+    artifacts = ArtifactStore((tmp_path / "store").as_uri())
+
+    def host(name: str) -> Settings:
+        return settings.model_copy(
+            update={
+                "hostname": name,
+                "checkpoint_dir": tmp_path / name / "checkpoints",
+                "output_dir": tmp_path / name / "outputs",
+                "log_dir": tmp_path / name / "logs",
+            }
+        )
+
+    def run(on: Settings, job_id: str, epochs: int) -> JobRecord:
+        spec = JobSpec.parse({"epochs": epochs})
+        coordination = RedisCoordination(store.client, store.keys)
+        files = AttemptFiles(artifacts, on)
+        runner = Runner(store, coordination, make_runtime(on), on, f"w@{on.hostname}",
+                        sleep=lambda _: None, files=files)  # fmt: skip
+        runner.run(job_id, spec)
+        return store.get(job_id)
+
+    store.create(JobRecord(id="dk-a", spec=JobSpec.parse({"epochs": 1})))
+    first = run(host("a"), "dk-a", 1)
+    assert first.status == JobStatus.SUCCEEDED, first.error
+    # The same checkpoints under the second job's id: B starts where A stopped.
+    for key, _size in artifacts.list("jobs/dk-a"):
+        if key.startswith("jobs/dk-a/checkpoints"):
+            artifacts.put_bytes(key.replace("dk-a", "dk-b", 1), artifacts.read_bytes(key))
+    store.create(JobRecord(id="dk-b", spec=JobSpec.parse({"epochs": 2})))
+
+    second = run(host("b"), "dk-b", 2)
+
+    assert second.status == JobStatus.SUCCEEDED, second.error
+    assert second.attempts[0].restored_epoch == 1
+    lines = Path(second.log_path or "").read_text().splitlines()
+    said = [json.loads(line)["msg"] for line in lines]
+    progress = [json.loads(m) for m in said if m.startswith('{"trainq": "progress"')]
+    assert [p["epoch"] for p in progress] == [2]  # epoch 1 came from host A
+    assert any("resum" in m for m in said)
+    assert (tmp_path / "b" / "checkpoints" / "dk-b" / "checkpoint.pt").is_file()
