@@ -274,13 +274,7 @@ def stores(root: Path) -> Iterator[list[Store]]:
     server = s3server.S3Server().start()
     try:
         server.make_bucket(BUCKET)
-        s3: dict[str, Any] = {
-            "artifact_url": f"s3://{BUCKET}/bench",
-            "artifact_s3_endpoint_url": server.endpoint_url,
-            "artifact_s3_region": s3server.REGION,
-            "artifact_s3_access_key_id": s3server.ACCESS_KEY,
-            "artifact_s3_secret_access_key": s3server.SECRET_KEY,
-        }
+        s3: dict[str, Any] = s3server.store_settings(f"s3://{BUCKET}/bench", server.endpoint_url)
         folder: dict[str, Any] = {"artifact_url": (root / "store").as_uri()}
         yield [
             Store(name, slug, options, server, ArtifactStore.from_settings(Settings(**options)))

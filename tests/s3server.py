@@ -18,6 +18,23 @@ SECRET_KEY = "testing"
 REGION = "us-east-1"
 
 
+def store_settings(url: str, endpoint_url: str) -> dict[str, str]:
+    """trainq's settings (field names) of an artifact store ``url`` on the server at
+    ``endpoint_url``; :func:`store_env` gives them as variables."""
+    return {
+        "artifact_url": url,
+        "artifact_s3_endpoint_url": endpoint_url,
+        "artifact_s3_region": REGION,
+        "artifact_s3_access_key_id": ACCESS_KEY,
+        "artifact_s3_secret_access_key": SECRET_KEY,
+    }
+
+
+def store_env(url: str, endpoint_url: str) -> dict[str, str]:
+    """The same settings as ``TRAINQ_*`` variables, for a trainq process."""
+    return {f"TRAINQ_{name.upper()}": v for name, v in store_settings(url, endpoint_url).items()}
+
+
 class S3Server:
     """``python -m moto.server`` on a free loopback port; ``endpoint_url`` once started.
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from pydantic import SecretStr
 
 from tests import s3server
 from tests.harness import BIN, PREFIX, REDIS_URL, REPO, free_port, wait_until
@@ -78,14 +77,7 @@ class TakenOver:
 
 def store_env(url: str, endpoint_url: str) -> dict[str, str]:
     """The settings of an S3 artifact store, for every process of a cluster."""
-    return {
-        "TRAINQ_ARTIFACT_URL": url,
-        "TRAINQ_ARTIFACT_S3_ENDPOINT_URL": endpoint_url,
-        "TRAINQ_ARTIFACT_S3_REGION": s3server.REGION,
-        "TRAINQ_ARTIFACT_S3_ACCESS_KEY_ID": s3server.ACCESS_KEY,
-        "TRAINQ_ARTIFACT_S3_SECRET_ACCESS_KEY": s3server.SECRET_KEY,
-        "TRAINQ_ARTIFACT_SYNC_INTERVAL_S": "0.2",
-    }
+    return {**s3server.store_env(url, endpoint_url), "TRAINQ_ARTIFACT_SYNC_INTERVAL_S": "0.2"}
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +93,7 @@ def store(s3_server: S3Server) -> Store:
     s3_server.make_bucket(BUCKET)
     url = f"s3://{BUCKET}/cluster"
     env = store_env(url, s3_server.endpoint_url)
-    settings = Settings(
-        artifact_url=url,
-        artifact_s3_endpoint_url=s3_server.endpoint_url,
-        artifact_s3_region=s3server.REGION,
-        artifact_s3_access_key_id=SecretStr(s3server.ACCESS_KEY),
-        artifact_s3_secret_access_key=SecretStr(s3server.SECRET_KEY),
-    )
+    settings = Settings(**s3server.store_settings(url, s3_server.endpoint_url))
     return Store(url, env, ArtifactStore.from_settings(settings))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.s3server import S3Server, store_settings
 from trainq.artifacts.checkpoints import publish, restore
 from trainq.artifacts.store import ArtifactStore
 from trainq.config import Settings
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def s3_store(url: str, endpoint_url: str, timeout_s: float = 30.0) -> ArtifactStore:
-    settings = Settings(
-        artifact_url=url,
-        artifact_s3_endpoint_url=endpoint_url,
-        artifact_s3_access_key_id=ACCESS_KEY,
-        artifact_s3_secret_access_key=SECRET_KEY,
-        artifact_s3_region=REGION,
-        artifact_timeout_s=timeout_s,
-    )
+    settings = Settings(**store_settings(url, endpoint_url), artifact_timeout_s=timeout_s)
     return ArtifactStore.from_settings(settings)
 
 

@@ -236,14 +236,7 @@ def test_logs_of_a_trimmed_job_join_its_archive_and_stream_each_line_once(
 ) -> None:
     job_id, lines, store = _trimmed_job_with_an_archive(tmp_path)
 
-    shown = subprocess.run(
-        [str(BIN / "trainq"), "logs", job_id],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        env={**os.environ, "TRAINQ_ARTIFACT_URL": store.as_uri()},
-    )
+    shown = _logs_with_store(job_id, store.as_uri())
 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == lines
@@ -259,14 +252,7 @@ def test_logs_when_the_store_fails_show_what_the_stream_holds_and_say_why(
     not_a_folder.write_text("a file where the store should be")
     dropped = connections.log_stream().dropped(job_id)
 
-    shown = subprocess.run(
-        [str(BIN / "trainq"), "logs", job_id],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        env={**os.environ, "TRAINQ_ARTIFACT_URL": not_a_folder.as_uri()},
-    )
+    shown = _logs_with_store(job_id, not_a_folder.as_uri())
 
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines() == lines[dropped:]
@@ -297,3 +283,15 @@ def test_the_logs_route_joins_the_archive_and_names_the_sources(
     assert "X-Trainq-Log-Missing" not in text.headers
     assert tail.text.splitlines() == lines[-5:]
     assert tail.headers["X-Trainq-Log-Sources"] == "stream"
+
+
+def _logs_with_store(job_id: str, store_url: str) -> subprocess.CompletedProcess[str]:
+    """``trainq logs JOB`` in another process, with ``store_url`` as its artifact store."""
+    return subprocess.run(
+        [str(BIN / "trainq"), "logs", job_id],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={**os.environ, "TRAINQ_ARTIFACT_URL": store_url},
+    )

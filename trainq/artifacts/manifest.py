@@ -99,7 +99,11 @@ def read_manifest(store: ArtifactStore, job_id: str) -> Manifest | None:
 
 def listed(store: ArtifactStore, job_id: str) -> list[Artifact]:
     """The published checkpoint's files as the job's artifacts (``checkpoints/<path>``)."""
-    manifest = read_manifest(store, job_id)
+    return as_artifacts(read_manifest(store, job_id))
+
+
+def as_artifacts(manifest: Manifest | None) -> list[Artifact]:
+    """A manifest's files as the job's artifacts (none without a manifest)."""
     if manifest is None:
         return []
     return [

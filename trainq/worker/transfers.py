@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trainq.artifacts import checkpoints, outputs
 from trainq.artifacts import logs as archives
+from trainq.artifacts.manifest import Manifest, as_artifacts, read_manifest
 from trainq.artifacts.store import ArtifactStore
 from trainq.artifacts.sync import CheckpointSync
 from trainq.config import Settings
@@ -40,6 +41,8 @@ class AttemptFiles:
         # The upload failures of the current attempt, and those its end did not recover.
         self.errors: list[str] = []
         self._unrecovered: list[str] = []
+        # What this attempt's sync published last (None: nothing, or not yet).
+        self._published: Manifest | None = None
 
     def state_path(self, job_id: str) -> Path:
         """This host's record of the checkpoint it last published or restored: next to
@@ -90,13 +93,13 @@ class AttemptFiles:
             on_error=self._report(record.id),
             also=archive,
         )
-        self.errors, self._unrecovered = [], []
+        self.errors, self._unrecovered, self._published = [], [], None
         sync.start()
         try:
             yield sync.poke
         finally:
             before = len(self.errors)
-            sync.finish(_FINISH_S)
+            self._published = sync.finish(_FINISH_S)
             self._unrecovered = self.errors[before:]  # the last pass failed too
 
     def collect(
@@ -108,7 +111,9 @@ class AttemptFiles:
             return record.artifacts
         found: list[Artifact] = []
         try:
-            found += checkpoints.listed(self.store, record.id)
+            # The manifest this attempt published, else the store's (an earlier one's).
+            published = self._published or read_manifest(self.store, record.id)
+            found += as_artifacts(published)
             archived = archives.archive_log(self.store, record.id, attempt, log_path)
             found += [archived] if archived else []
             if output_dir is not None and output_dir.is_dir():
