@@ -60,14 +60,16 @@ class Worker(WorkerProcess):
         super().__init__(name, log, env, cwd=REPO, args=args)
 
 
-def trainq_containers(job_id: str | None = None) -> list[str]:
-    """Ids of this test run's job containers (running or not), of ``job_id`` if given."""
+def trainq_containers(job_id: str | None = None, *, running: bool = False) -> list[str]:
+    """Ids of this test run's job containers (running or not, unless ``running``), of
+    ``job_id`` if given."""
     job = "trainq.job_id" if job_id is None else f"trainq.job_id={job_id}"
+    only = ["--filter", "status=running"] if running else []
     found: list[str] = []
     for cluster in (PREFIX, DOCKER_TEST_PREFIX):
         out = subprocess.run(
             ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={job}",
-             "--filter", f"label=trainq.cluster={cluster}"],
+             "--filter", f"label=trainq.cluster={cluster}", *only],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         found += out.stdout.split()

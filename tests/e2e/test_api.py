@@ -132,7 +132,9 @@ def test_cancel_stops_the_container_then_records_cancelled(api: httpx.Client) ->
     assert cancelled.status_code == 202, cancelled.text
     job = wait_for_status(api, job_id, "cancelled", "succeeded", "failed")
     assert job["status"] == "cancelled"
-    assert trainq_containers(job_id) == []
+    # Stopped before it was recorded; removed just after (the design's order: record, remove).
+    assert trainq_containers(job_id, running=True) == []
+    wait_until(lambda: not trainq_containers(job_id), 30, "the stopped container's removal")
     again = api.delete(f"/train/{job_id}")
     assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
     assert api.delete("/train/no-such-job").status_code == 404
