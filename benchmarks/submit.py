@@ -3,7 +3,10 @@
 Submits: ``submit_training.delay()`` (validate, record, send) and ``POST /train``
 through a real API server (``trainq api``, its default processes, 8 keep-alive
 connections from ApacheBench) against a bare Celery ``send_task`` of a no-op, in
-interleaved batches, with no worker consuming; jobs/s. Goal: >= 500 API submits/s.
+interleaved batches, with no worker consuming; jobs/s. The API's caller is a user
+whose token is checked against its stored hash, every submit is audited (file and
+stream) and rate-limited (one Redis call, with a limit set high enough never to
+refuse). Goal: >= 500 API submits/s.
 Listing: the store topped up to 10,000 job records, then every page of the job
 list walked, newest first, 50 jobs a page: ``client.list_jobs`` (what ``trainq
 list`` calls) and ``GET /train`` through the API, against a bare ``ZREVRANGE`` +
@@ -19,7 +22,8 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 from urllib.parse import quote
 from urllib.request import Request, urlopen
@@ -31,7 +35,8 @@ from benchmarks.http import post_rate
 PAGE = 50
 BATCHES = 6
 TOKEN = "bench-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+# The rate limit is checked on every request, and never refuses one here.
+API_ENV = {"TRAINQ_API_RATE_PER_S": "1000000", "TRAINQ_API_RATE_BURST": "1000000"}
 API_CLIENTS = 8
 P = TypeVar("P")  # where a page starts: a cursor, an offset
 
@@ -66,6 +71,14 @@ def top_up(records: int) -> None:
         store.create(model.model_copy(update={"id": str(uuid.uuid4()), "created_at": time.time()}))
 
 
+@contextmanager
+def _user_token() -> Iterator[str]:
+    """A new user's token (the API checks it against its stored hash on every call)."""
+    from trainq import connections
+
+    yield connections.users().add(f"bench-{uuid.uuid4().hex[:8]}")[1].secret
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=1000, help="submits per batch")
@@ -91,11 +104,14 @@ def main() -> None:
 
     body = json.dumps({"command": ["true"]}).encode()
 
-    with _cluster.redis_server(), _cluster.api_server(TOKEN) as api:
+    with _cluster.redis_server(), _user_token() as user_token, _cluster.api_server(
+        TOKEN, API_ENV
+    ) as api:
+        auth = {"Authorization": f"Bearer {user_token}", "Content-Type": "application/json"}
 
         def api_page(cursor: str | None) -> str | None:
             query = f"?limit={PAGE}" + (f"&cursor={quote(cursor)}" if cursor else "")
-            with urlopen(Request(f"{api.url}/train{query}", headers=AUTH)) as reply:
+            with urlopen(Request(f"{api.url}/train{query}", headers=auth)) as reply:
                 page: dict[str, str | None] = json.load(reply)
             return page["next_cursor"]
 
@@ -106,7 +122,7 @@ def main() -> None:
                     lambda: submit_training.delay(command=["true"]), args.jobs
                 ),
                 "api": lambda: post_rate(
-                    f"{api.url}/train", AUTH, body, requests=args.jobs, clients=API_CLIENTS
+                    f"{api.url}/train", auth, body, requests=args.jobs, clients=API_CLIENTS
                 ),
                 "bare": lambda: submit_rate(lambda: app.send_task("bench.noop"), args.jobs),
             },

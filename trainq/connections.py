@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import kombu.exceptions
@@ -27,12 +28,14 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from trainq.artifacts.store import ArtifactStore
+from trainq.audit.trail import AuditTrail
 from trainq.cluster.registry import Registry, WorkerInfo
 from trainq.config import Settings, get_settings
 from trainq.errors import Unavailable
 from trainq.logs.stream import RedisLogStream
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
+from trainq.users.store import RedisUsers
 
 # What a Redis (or broker) outage looks like to a caller.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -128,6 +131,17 @@ def registry(settings: Settings | None = None) -> Registry:
     return _registry(*_where(settings), settings.worker_ttl_s)
 
 
+def users(settings: Settings | None = None) -> RedisUsers:
+    """The users and their tokens."""
+    return _users(*_where(settings))
+
+
+def audit_trail(settings: Settings | None = None) -> AuditTrail:
+    """The audit trail: the day's file under the log directory and the capped stream."""
+    settings = settings or get_settings()
+    return _audit_trail(*_where(settings), settings.log_dir, settings.audit_stream_max_entries)
+
+
 def _where(settings: Settings | None) -> tuple[str, str, Patience]:
     """Which Redis, under which key prefix, with this process's patience."""
     settings = settings or get_settings()
@@ -162,6 +176,18 @@ def _log_stream(
 @cache
 def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Registry:
     return Registry(redis_client(url, patience), Keys(prefix), ttl_s)
+
+
+@cache
+def _users(url: str, prefix: str, patience: Patience) -> RedisUsers:
+    return RedisUsers(redis_client(url, patience), Keys(prefix))
+
+
+@cache
+def _audit_trail(
+    url: str, prefix: str, patience: Patience, log_dir: Path, max_entries: int
+) -> AuditTrail:
+    return AuditTrail(redis_client(url, patience), Keys(prefix), log_dir, max_entries)
 
 
 def artifact_store(settings: Settings | None = None) -> ArtifactStore:

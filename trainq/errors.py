@@ -18,7 +18,13 @@ TrainqError
  ├── GpuUnavailable       a worker's --gpus names devices this host cannot give
  ├── RuntimeFault         the runtime (Docker, subprocess) failed us: transient
  │    └── LaunchRefused   the attempt can never start (bad command, no image): permanent
- └── JobFailed            the job ended without success (raised by the task)
+ ├── JobFailed            the job ended without success (raised by the task)
+ ├── NotAuthenticated     no token, or one naming no enabled user (API 401)
+ ├── Forbidden            a known user who may not do this (API 403)
+ ├── UserNotFound         (also a KeyError) no such user or token id
+ ├── UserExists           the user name is taken
+ ├── QuotaExceeded        a submit over its owner's cap: nothing was recorded
+ └── RateLimited          too many requests with one token (API 429)
 """
 
 from __future__ import annotations
@@ -107,3 +113,36 @@ class LaunchRefused(RuntimeFault):
 
 class JobFailed(TrainqError):
     """The job did not succeed."""
+
+
+class NotAuthenticated(TrainqError):
+    """No token, or one that names no enabled user (unknown, revoked, malformed).
+
+    The message never holds the token."""
+
+
+class Forbidden(TrainqError):
+    """The caller is known but may not do this (e.g. cancel a stranger's job)."""
+
+
+class UserNotFound(TrainqError, KeyError):
+    """No such user (or token id)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such user"
+
+
+class UserExists(TrainqError):
+    """``users add`` of a name that is taken."""
+
+
+class QuotaExceeded(TrainqError):
+    """A submit over its owner's cap (the message names the cap); nothing was recorded."""
+
+
+class RateLimited(TrainqError):
+    """Too many requests with one token; ``retry_after_s`` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

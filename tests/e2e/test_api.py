@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.harness import BIN, REPO, Worker, trainq_containers, wait_until
+from trainq.store.keys import Keys
 from trainq.testing import ApiServer
+from trainq.users.store import RedisUsers
 
 pytestmark = pytest.mark.e2e
 
@@ -256,34 +259,44 @@ def test_malformed_requests_get_4xx_json_never_5xx(api: httpx.Client) -> None:
     assert cases[-1].headers["Allow"] == "GET, POST"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     redis_server: str, tmp_path: Path
 ) -> None:
     """Fuzz every operation from the OpenAPI schema, on a cluster of its own (no worker
-    runs its jobs). /health is left out: without a worker its 503 is the right answer."""
-    env = {"TRAINQ_API_TOKENS": TOKEN, "TRAINQ_KEY_PREFIX": f"schemathesis-{time.time_ns()}:"}
+    runs its jobs), as two users: an ordinary one (who meets 403s on the admins' routes
+    and on the other's jobs) and an admin. /health is left out: without a worker its
+    503 is the right answer."""
+    prefix = f"schemathesis-{time.time_ns()}:"
+    users = RedisUsers(redis.Redis.from_url(redis_server, decode_responses=True), Keys(prefix))
+    tokens = [users.add("fuzz-user")[1].secret, users.add("fuzz-admin", admin=True)[1].secret]
+    env = {"TRAINQ_API_TOKENS": TOKEN, "TRAINQ_KEY_PREFIX": prefix}
     server = ApiServer(tmp_path / "api.log", env, cwd=REPO).start()
     try:
-        fuzz = subprocess.run(
-            [
-                str(BIN / "schemathesis"), "run", f"{server.url}/openapi.json",
-                "--header", f"Authorization: Bearer {TOKEN}",
-                "--checks", "all",
-                # DELETE cancels a job and keeps its record: GET after it is not a 404.
-                # Some valid-looking specs are refused by rules no JSON schema states
-                # (the image allow-list, cluster limits, gpu=false with gpu_ids).
-                "--exclude-checks", "use_after_free,positive_data_acceptance",
-                "--exclude-path", "/health",
-                "--max-examples", "10",
-                # ?follow=true on a job that never starts here streams until cut off.
-                "--request-timeout", "2",
-                "--seed", "1",
-                "--suppress-health-check", "all",
-            ],
-            capture_output=True, text=True, timeout=280, cwd=tmp_path, check=False,
-        )  # fmt: skip
+        runs = [_fuzz(server.url, token, tmp_path) for token in tokens]
     finally:
         server.stop()
-    assert fuzz.returncode == 0, fuzz.stdout[-6000:]
-    assert "No issues found" in fuzz.stdout or "passed" in fuzz.stdout
+    for fuzz in runs:
+        assert fuzz.returncode == 0, fuzz.stdout[-6000:]
+        assert "No issues found" in fuzz.stdout or "passed" in fuzz.stdout
+
+
+def _fuzz(url: str, token: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "schemathesis"), "run", f"{url}/openapi.json",
+            "--header", f"Authorization: Bearer {token}",
+            "--checks", "all",
+            # DELETE cancels a job and keeps its record: GET after it is not a 404.
+            # Some valid-looking specs are refused by rules no JSON schema states
+            # (the image allow-list, cluster limits, gpu=false with gpu_ids).
+            "--exclude-checks", "use_after_free,positive_data_acceptance",
+            "--exclude-path", "/health",
+            "--max-examples", "10",
+            # ?follow=true on a job that never starts here streams until cut off.
+            "--request-timeout", "2",
+            "--seed", "1",
+            "--suppress-health-check", "all",
+        ],
+        capture_output=True, text=True, timeout=200, cwd=folder, check=False,
+    )  # fmt: skip

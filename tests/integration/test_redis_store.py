@@ -9,6 +9,7 @@ import redis
 
 from tests.harness import STORE_TEST_URL
 from tests.unit import test_memory_store as contract
+from tests.unit import test_owner_store as owner_contract
 from trainq.store.keys import Keys
 from trainq.store.protocols import Coordination, IdempotencyKeys
 from trainq.store.protocols import JobRecords as JobStore
@@ -17,7 +18,8 @@ from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJob
 pytestmark = pytest.mark.integration
 
 # Every contract test, collected here again with this module's `store` fixture.
-globals().update({n: getattr(contract, n) for n in dir(contract) if n.startswith("test_")})
+for module in (contract, owner_contract):
+    globals().update({n: getattr(module, n) for n in dir(module) if n.startswith("test_")})
 
 
 @pytest.fixture

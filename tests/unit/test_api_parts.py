@@ -1,4 +1,4 @@
-"""The API's parts without a server: tokens, the body limit, the app's refusal, totals."""
+"""The API's parts without a server: tokens, the body limit, totals."""
 
 from __future__ import annotations
 
@@ -7,40 +7,61 @@ import json
 from typing import Any
 
 import pytest
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from trainq.api.app import create_app
-from trainq.api.auth import TokenCheck
+from trainq.api.auth import Authenticate
 from trainq.api.limits import BodyLimit
 from trainq.config import Settings
-from trainq.errors import ApiRefused, IllegalTransition, SpecError
+from trainq.errors import IllegalTransition, NotAuthenticated, SpecError
 from trainq.jobs.policy import image_allowed, with_defaults
 from trainq.jobs.record import Attempt, JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
 from trainq.store import totals as tally
+from trainq.users.model import DEV_USER, ENV_TOKEN_USER, Principal
 
 
 def bearer(token: str) -> HTTPAuthorizationCredentials:
     return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
 
 
-def test_a_listed_token_passes_and_anything_else_is_401() -> None:
-    check = TokenCheck(["first", "second"])
+class Users:
+    """A user store that knows one token."""
 
-    check(bearer("second"))
+    def authenticate(self, token: str) -> Principal:
+        if token == "tq_user":
+            return Principal("alice", admin=False, token_id="t1")
+        raise NotAuthenticated("unknown or revoked token")
+
+
+def request() -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": []})
+
+
+def test_an_admin_token_or_a_users_token_passes_and_anything_else_is_401() -> None:
+    authenticate = Authenticate(Settings(api_tokens="first,second"), lambda: Users())  # type: ignore[arg-type]
+
+    assert authenticate(request(), bearer("second")) == Principal(ENV_TOKEN_USER, admin=True)
+    asked = request()
+    assert authenticate(asked, bearer("tq_user")) == Principal("alice", False, "t1")
+    assert asked.state.principal.name == "alice"  # for the audit trail
     for credentials in (None, bearer("third"), bearer(""), bearer("secon")):
         with pytest.raises(HTTPException) as refused:
-            check(credentials)
+            authenticate(request(), credentials)
         assert refused.value.status_code == 401
         assert refused.value.headers == {"WWW-Authenticate": "Bearer"}
+        assert "secon" not in str(refused.value.detail)
 
 
-def test_without_tokens_the_app_refuses_to_exist_unless_in_dev_mode() -> None:
-    with pytest.raises(ApiRefused, match="TRAINQ_API_TOKENS"):
-        create_app(Settings(api_tokens=""))  # type: ignore[arg-type]
-    assert create_app(Settings(api_tokens="", dev_mode=True)).title == "trainq"  # type: ignore[arg-type]
+def test_without_a_token_only_dev_mode_lets_a_request_in() -> None:
+    closed = Authenticate(Settings(api_tokens=""), lambda: Users())  # type: ignore[arg-type]
+    with pytest.raises(HTTPException, match="missing bearer token"):
+        closed(request(), None)
+    open_ = Authenticate(Settings(api_tokens="", dev_mode=True), lambda: Users())  # type: ignore[arg-type]
+    assert open_(request(), None) == Principal(DEV_USER, admin=True)
+    assert create_app(Settings(api_tokens="")).title == "trainq"  # type: ignore[arg-type]
     assert Settings(api_tokens=" a, b ,,").api_token_list == ["a", "b"]  # type: ignore[arg-type]
 
 

@@ -20,25 +20,32 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from trainq import connections
-from trainq.api.auth import TokenCheck
+from trainq.api.auditing import AuditMiddleware
+from trainq.api.auth import Authenticate
 from trainq.api.limits import BodyLimit
-from trainq.api.routes import artifacts, cluster, jobs
+from trainq.api.ratelimit import RateLimit
+from trainq.api.routes import artifacts, audit, cluster, jobs, logs, users
 from trainq.config import Settings, get_settings
 from trainq.errors import (
     AlreadyFinished,
-    ApiRefused,
     ArtifactError,
+    Forbidden,
     JobNotFound,
+    QuotaExceeded,
     SpecError,
     StoreUnavailable,
+    UserExists,
+    UserNotFound,
 )
 
 DESCRIPTION = """
 Submit training jobs, follow them and cancel them. Jobs run in containers on
 trainq's Celery workers.
 
-Every endpoint but `/health` needs `Authorization: Bearer <token>`, a token from
-the server's `TRAINQ_API_TOKENS`.
+Every endpoint but `/health` needs `Authorization: Bearer <token>`: a user's token
+(`trainq users add NAME` prints one) or one of the server's `TRAINQ_API_TOKENS`
+(admins). Any user may submit and read jobs; only a job's owner or an admin may cancel
+it or download its artifacts; only admins manage users and read the audit trail.
 """
 
 
@@ -48,15 +55,9 @@ RETRY_AFTER_S = 5
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API app; refuses to build without a token unless ``dev_mode`` is set."""
+    """The API app. Every call but ``/health`` needs a token unless ``dev_mode`` is set."""
     settings = settings or get_settings()
-    tokens = settings.api_token_list
-    if not tokens and not settings.dev_mode:
-        raise ApiRefused(
-            "no API token: set TRAINQ_API_TOKENS=<token>[,<token>...], or "
-            "TRAINQ_DEV_MODE=1 to run an open API on a development machine"
-        )
-    check = TokenCheck(tokens)
+    authenticate = Authenticate(settings)
     app = FastAPI(
         title="trainq",
         version="0.1.0",
@@ -65,20 +66,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "jobs", "description": "Training jobs"},
             {"name": "artifacts", "description": "Checkpoints, outputs and logs of a job"},
             {"name": "cluster", "description": "Workers, queues and figures"},
+            {"name": "users", "description": "Users and their tokens (admins)"},
+            {"name": "audit", "description": "Who changed what (admins)"},
         ],
     )
-    app.include_router(jobs.router(check, settings))
-    app.include_router(artifacts.router(check, settings))
-    app.include_router(cluster.router(check, settings))
+    app.state.authenticate = authenticate  # what trainq.api.auth.Caller asks
+    app.include_router(jobs.router(settings))
+    app.include_router(logs.router(settings))
+    app.include_router(artifacts.router(settings))
+    app.include_router(cluster.router(settings))
+    app.include_router(users.router(settings))
+    app.include_router(audit.router(settings))
     for outage in connections.OUTAGE_ERRORS:
         app.add_exception_handler(outage, _unavailable(settings))
     app.add_exception_handler(StoreUnavailable, _status(503))
     app.add_exception_handler(ArtifactError, _status(502))
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(AlreadyFinished, _status(409))
+    app.add_exception_handler(Forbidden, _status(403))
+    app.add_exception_handler(UserNotFound, _status(404))
+    app.add_exception_handler(UserExists, _status(409))
+    app.add_exception_handler(QuotaExceeded, _status(429))
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(AuditMiddleware, settings=settings)
+    # Outermost: a refused request costs one Redis call and is not audited.
+    app.add_middleware(RateLimit, settings=settings)
     return app
 
 

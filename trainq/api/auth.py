@@ -1,42 +1,100 @@
-"""Bearer tokens: every endpoint but ``/health`` (and ``/metrics`` if public) needs one."""
+"""Who is calling: every endpoint but ``/health`` (and ``/metrics`` if public) needs a
+bearer token, which names a :class:`~trainq.users.model.Principal`.
+
+A token is either one of ``TRAINQ_API_TOKENS`` (the API's first tokens: admins, named
+``admin``) or a user's token from ``trainq users`` (checked against its stored hash).
+In dev mode a request without a token acts as the admin ``dev``. What the principal
+may then do is :mod:`trainq.users.access`'s table; :func:`job_access` applies it to a job.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Protocol
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from trainq import connections
+from trainq.config import Settings
+from trainq.errors import JobNotFound, NotAuthenticated
+from trainq.jobs.record import JobRecord
+from trainq.users.access import Action, decide, refusal
+from trainq.users.model import DEV_USER, ENV_TOKEN_USER, Principal
 
 _scheme = HTTPBearer(
     auto_error=False,
-    description="A token from the server's TRAINQ_API_TOKENS setting",
+    description="A user's token (trainq users add NAME), or one of TRAINQ_API_TOKENS",
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)]
 
 
-class TokenCheck:
-    """A dependency that accepts a request carrying one of ``tokens``.
+class Tokens(Protocol):
+    def authenticate(self, token: str) -> Principal:
+        """The token's principal, or :class:`NotAuthenticated` saying why not."""
 
-    With no tokens the API is open: only ``dev_mode`` allows that (see
-    :func:`trainq.api.app.create_app`).
-    """
 
-    def __init__(self, tokens: list[str]) -> None:
-        self._tokens = [token.encode() for token in tokens]
+class Authenticate:
+    """A dependency: the principal of a request carrying a valid token (else ``401``);
+    also kept in ``request.state.principal`` for the audit trail. ``users`` gives the
+    user store (default: the settings' Redis)."""
 
-    def __call__(self, credentials: Credentials) -> None:
-        if not self._tokens:
-            return
+    def __init__(self, settings: Settings, users: Callable[[], Tokens] | None = None) -> None:
+        self._settings = settings
+        self._admin_tokens = [token.encode() for token in settings.api_token_list]
+        self._users = users or (lambda: connections.users(settings))
+
+    def __call__(self, request: Request, credentials: Credentials) -> Principal:
+        principal = self._principal(credentials)
+        request.state.principal = principal
+        return principal
+
+    def _principal(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
         if credentials is None:
-            raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+            if self._settings.dev_mode:
+                return Principal(DEV_USER, admin=True)
+            raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
         given = credentials.credentials.encode()
-        # Compare with every token in constant time, so timing reveals none of them.
-        if not any([hmac.compare_digest(given, token) for token in self._tokens]):
-            raise _unauthorized("invalid bearer token")
+        # Compare with every admin token in constant time, so timing reveals none of them.
+        if any([hmac.compare_digest(given, token) for token in self._admin_tokens]):
+            return Principal(ENV_TOKEN_USER, admin=True)
+        try:
+            return self._users().authenticate(credentials.credentials)
+        except NotAuthenticated as exc:
+            raise unauthorized(str(exc)) from None
 
 
-def _unauthorized(detail: str) -> HTTPException:
+def current_principal(request: Request, credentials: Credentials) -> Principal:
+    """The app's :class:`Authenticate` (``app.state.authenticate``) applied to the request."""
+    authenticate: Authenticate = request.app.state.authenticate
+    return authenticate(request, credentials)
+
+
+# A route's caller: ``principal: Caller``. FastAPI runs it once per request.
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def job_access(
+    principal: Principal, action: Action, record: JobRecord, settings: Settings
+) -> JobRecord:
+    """``record`` if ``principal`` may take ``action`` on it; else ``403`` naming who may,
+    or :class:`JobNotFound` (``404``) where the job is hidden from them."""
+    decision = decide(principal, action, record.owner, settings.jobs_visible)
+    if decision == "hidden":
+        raise JobNotFound(f"no job with id {record.id!r}")
+    if decision == "forbidden":
+        raise HTTPException(403, refusal(principal, action, record.id, record.owner))
+    return record
+
+
+def require(principal: Principal, action: Action) -> None:
+    """``403`` unless ``principal`` may take ``action`` (one that names no job)."""
+    if decide(principal, action) != "allowed":
+        raise HTTPException(403, f"{principal.name} may not {action.value}: only an admin may")
+
+
+def unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )

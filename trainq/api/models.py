@@ -54,11 +54,28 @@ class WorkerView(BaseModel):
     )
 
 
+class UserUsage(BaseModel):
+    name: str
+    jobs: dict[str, int] = Field(description="The user's jobs by status")
+    gpu_hours: float = Field(description="GPU-hours of the user's finished jobs")
+    cpu_hours: float = Field(description="Run time of the user's finished CPU jobs, in hours")
+    running_gpus: int = Field(description="GPUs the user's running jobs hold now")
+
+
 class Stats(BaseModel):
     jobs: dict[str, int] = Field(description="Jobs by status")
     queues: dict[str, int] = Field(description="Messages waiting, by queue")
     workers: list[WorkerView]
     figures: Figures
+    users: list[UserUsage] = Field(
+        default_factory=list,
+        description="Per job owner (only one's own when jobs are visible to owners only)",
+    )
+
+
+class Me(BaseModel):
+    name: str = Field(description="The user the token belongs to")
+    admin: bool
 
 
 class ArtifactList(BaseModel):
@@ -102,5 +119,24 @@ SPEC_EXAMPLES: dict[str, Any] = {
 
 # OpenAPI descriptions of the error answers the routes share.
 Responses = dict[int | str, dict[str, Any]]
-UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "Missing or invalid token"}}
-NOT_FOUND: Responses = {404: {"model": Problem, "description": "No such job"}}
+UNAUTHORIZED: Responses = {
+    401: {"model": Problem, "description": "Missing, unknown, revoked or malformed token"},
+    429: {
+        "model": Problem,
+        "description": "Too many requests with this token",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    },
+}
+NOT_FOUND: Responses = {
+    404: {"model": Problem, "description": "No such job (or, when jobs are visible to their "
+          "owners only, another user's)"},
+}  # fmt: skip
+FORBIDDEN: Responses = {
+    403: {"model": Problem, "description": "Only the job's owner or an admin may do this"}
+}
+QUOTA: Responses = {
+    429: {"model": Problem, "description": "Too many requests, or the owner's queued-jobs "
+          "cap is reached (nothing was recorded)"},
+}  # fmt: skip

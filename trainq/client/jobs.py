@@ -34,8 +34,11 @@ def list_jobs(
     limit: int = 50,
     cursor: str | None = None,
     records: JobRecords | None = None,
+    owner: str | None = None,
 ) -> JobPage:
-    return (records or connections.records()).list(status=status, limit=limit, cursor=cursor)
+    """A page of jobs, newest first (in ``status``, of ``owner``)."""
+    store = records or connections.records()
+    return store.list(status=status, limit=limit, cursor=cursor, owner=owner)
 
 
 def wait_for(

@@ -15,7 +15,7 @@ from trainq import connections
 from trainq.celery_app import TASK_NAME, app
 from trainq.cluster.registry import WorkerInfo
 from trainq.config import Settings, get_settings
-from trainq.errors import EnqueueError, SpecError
+from trainq.errors import EnqueueError, QuotaExceeded, SpecError
 from trainq.jobs.policy import with_defaults
 from trainq.jobs.record import JobRecord
 from trainq.jobs.routing import queue_for
@@ -39,6 +39,7 @@ def submit(
     workers: Fleet | None = None,
     job_id: str | None = None,
     queue: str | None = None,
+    owner: str | None = None,
     **options: Any,
 ) -> str:
     """Validate, route, record as queued, then send; the job id.
@@ -48,6 +49,11 @@ def submit(
     (:func:`check_capacity`). With an ``idempotency_key`` already used, the first
     job's id is returned and nothing is sent. ``options`` go to Celery's send (e.g.
     ``ignore_result``). Defaults: this process's settings, Redis and broker.
+
+    The job's ``owner`` is the API token's user when the API submits; a direct client
+    (Python, the CLI on Redis) submits as ``settings.user`` (TRAINQ_USER, else the
+    login name). With ``max_queued_per_user`` set, a submit that would put the owner
+    over it raises :class:`~trainq.errors.QuotaExceeded` and records nothing.
     """
     settings = settings or get_settings()
     records = records or connections.records(settings)
@@ -56,12 +62,22 @@ def submit(
         check_capacity(spec, (workers or (lambda: connections.live_workers(settings)))())
     queue = queue or queue_for(spec, settings)
     job_id = job_id or str(uuid.uuid4())
+    owner = owner or settings.user
+    keys = None
     if spec.idempotency_key is not None:
+        # Each owner's keys are their own: another user's key names none of their jobs.
         keys = idempotency_keys or connections.idempotency_keys(settings)
-        owner = keys.claim(spec.idempotency_key, job_id)
-        if owner != job_id:
-            return owner
-    if not records.create(JobRecord(id=job_id, spec=spec, queue=queue)):
+        first = keys.claim(f"{owner}/{spec.idempotency_key}", job_id)
+        if first != job_id:
+            return first
+    record = JobRecord(id=job_id, spec=spec, owner=owner, queue=queue)
+    try:
+        created = records.create(record, max_queued=settings.max_queued_per_user)
+    except QuotaExceeded:
+        if keys is not None and spec.idempotency_key is not None:  # refused: free the key
+            keys.release(f"{owner}/{spec.idempotency_key}", job_id)
+        raise
+    if not created:
         raise SpecError(f"a job with id {job_id!r} already exists")
     try:
         if send is None:

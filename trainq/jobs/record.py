@@ -67,6 +67,9 @@ class JobRecord(BaseModel):
     id: str
     status: JobStatus = JobStatus.QUEUED
     spec: JobSpec
+    # Who submitted it (trainq.users): the API token's user, or TRAINQ_USER / the login
+    # name of a direct (Redis) client. None for jobs recorded before owners existed.
+    owner: str | None = None
     queue: str | None = None  # where it was sent (trainq.routing)
     attempts: list[Attempt] = Field(default_factory=list)
     progress: Progress = Field(default_factory=Progress)

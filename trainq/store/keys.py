@@ -76,3 +76,42 @@ class Keys:
     def workers(self) -> str:
         """Sorted set: names of workers that registered, scored by their last heartbeat."""
         return f"{self.prefix}workers"
+
+    def owner_jobs(self, owner: str) -> str:
+        """Sorted set: the owner's job ids, scored by creation time."""
+        return f"{self.prefix}jobs:owner:{owner}"
+
+    def owner_jobs_by_status(self, owner: str, status: JobStatus) -> str:
+        """Sorted set: the owner's job ids in ``status``, scored by creation time."""
+        return f"{self.prefix}jobs:owner:{owner}:status:{status.value}"
+
+    @property
+    def owners(self) -> str:
+        """Set: every name that owns a job."""
+        return f"{self.prefix}owners"
+
+    def owner_totals(self, owner: str) -> str:
+        """Hash: the owner's totals over finished jobs (gpu_seconds, cpu_seconds, jobs)."""
+        return f"{self.prefix}totals:owner:{owner}"
+
+    def user(self, name: str) -> str:
+        """String: a user (trainq.users.model.User) as JSON."""
+        return f"{self.prefix}user:{name}"
+
+    @property
+    def users(self) -> str:
+        """Set: every user name."""
+        return f"{self.prefix}users"
+
+    def token(self, token_id: str) -> str:
+        """Hash: a token's user, sha256, created_at, last_used_at and revoked flag."""
+        return f"{self.prefix}token:{token_id}"
+
+    def user_tokens(self, name: str) -> str:
+        """Set: the ids of a user's tokens."""
+        return f"{self.prefix}user-tokens:{name}"
+
+    @property
+    def audit(self) -> str:
+        """Stream: the audit trail (trainq.audit), capped."""
+        return f"{self.prefix}audit"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from collections import defaultdict
@@ -11,20 +12,28 @@ from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus, check_transition
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.protocols import JobPage, Mutation
-from trainq.store.totals import increments, just_finished
+from trainq.store.totals import increments, just_finished, over_cap, owner_increments
 
 
 class MemoryJobRecords:
     def __init__(self) -> None:
         self._records: dict[str, str] = {}
         self._totals: dict[str, float] = defaultdict(float)
+        self._owner_totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._owners: set[str] = set()
         self._lock = threading.Lock()
 
-    def create(self, record: JobRecord) -> bool:
+    def create(self, record: JobRecord, max_queued: int = 0) -> bool:
         with self._lock:
+            if record.owner is not None and max_queued > 0:
+                queued = self._matching(record.status, record.owner)
+                if len(queued) >= max_queued:
+                    raise over_cap(record.owner, max_queued)
             if record.id in self._records:
                 return False
             self._records[record.id] = record.to_json()
+            if record.owner is not None:
+                self._owners.add(record.owner)
             return True
 
     def get(self, job_id: str) -> JobRecord:
@@ -46,15 +55,20 @@ class MemoryJobRecords:
             if just_finished(current, new):
                 for name, amount in increments(new).items():
                     self._totals[name] += amount
+                if new.owner is not None:
+                    for name, amount in owner_increments(new).items():
+                        self._owner_totals[new.owner][name] += amount
             return new
 
     def list(
-        self, status: JobStatus | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
         with self._lock:
-            records = [JobRecord.from_json(raw) for raw in self._records.values()]
-        if status is not None:
-            records = [r for r in records if r.status == status]
+            records = self._matching(status, owner)
         records.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         if cursor is not None:
             position = decode_cursor(cursor)
@@ -64,14 +78,29 @@ class MemoryJobRecords:
         next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
         return JobPage(page, next_cursor)
 
-    def count(self, status: JobStatus | None = None) -> int:
+    def count(self, status: JobStatus | None = None, owner: str | None = None) -> int:
         with self._lock:
-            records = [JobRecord.from_json(raw) for raw in self._records.values()]
-        return sum(1 for r in records if status is None or r.status == status)
+            return len(self._matching(status, owner))
 
     def totals(self) -> dict[str, float]:
         with self._lock:
             return {name: float(value) for name, value in self._totals.items()}
+
+    def owners(self) -> builtins.list[str]:
+        with self._lock:
+            return sorted(self._owners)
+
+    def owner_totals(self, owner: str) -> dict[str, float]:
+        with self._lock:
+            return dict(self._owner_totals.get(owner, {}))
+
+    def _matching(self, status: JobStatus | None, owner: str | None) -> builtins.list[JobRecord]:
+        records = [JobRecord.from_json(raw) for raw in self._records.values()]
+        return [
+            r
+            for r in records
+            if (status is None or r.status == status) and (owner is None or r.owner == owner)
+        ]
 
 
 class MemoryCoordination:
@@ -137,3 +166,8 @@ class MemoryIdempotencyKeys:
     def claim(self, key: str, job_id: str) -> str:
         with self._lock:
             return self._keys.setdefault(key, job_id)
+
+    def release(self, key: str, job_id: str) -> None:
+        with self._lock:
+            if self._keys.get(key) == job_id:
+                del self._keys[key]

@@ -13,6 +13,7 @@ for unit tests (:mod:`trainq.store.memory`).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,8 +34,12 @@ class JobPage:
 
 
 class JobRecords(Protocol):
-    def create(self, record: JobRecord) -> bool:
-        """Store a new record; False (and nothing written) if its id exists."""
+    def create(self, record: JobRecord, max_queued: int = 0) -> bool:
+        """Store a new record; False (and nothing written) if its id exists.
+
+        With ``max_queued`` > 0, :class:`~trainq.errors.QuotaExceeded` (and nothing
+        written) when the record's owner already has that many queued jobs.
+        """
 
     def get(self, job_id: str) -> JobRecord:
         """The record, or :class:`~trainq.errors.JobNotFound`."""
@@ -47,15 +52,26 @@ class JobRecords(Protocol):
         """
 
     def list(
-        self, status: JobStatus | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
-        """Newest first, optionally one status only, without scanning every key."""
+        """Newest first, optionally one status and one owner only, without scanning
+        every key."""
 
-    def count(self, status: JobStatus | None = None) -> int:
-        """How many jobs (in ``status``)."""
+    def count(self, status: JobStatus | None = None, owner: str | None = None) -> int:
+        """How many jobs (in ``status``, of ``owner``)."""
 
     def totals(self) -> dict[str, float]:
         """The cluster's totals over finished jobs (see :mod:`trainq.store.totals`)."""
+
+    def owners(self) -> builtins.list[str]:
+        """Every name that owns a job, sorted."""
+
+    def owner_totals(self, owner: str) -> dict[str, float]:
+        """The owner's totals over finished jobs (:func:`~trainq.store.totals.owner_increments`)."""
 
 
 class Coordination(Protocol):
@@ -85,3 +101,6 @@ class Coordination(Protocol):
 class IdempotencyKeys(Protocol):
     def claim(self, key: str, job_id: str) -> str:
         """Bind ``key`` to ``job_id`` unless it is bound already; the bound job id."""
+
+    def release(self, key: str, job_id: str) -> None:
+        """Unbind ``key`` if it is bound to ``job_id`` (a submit that was refused)."""

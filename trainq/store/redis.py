@@ -10,6 +10,7 @@ are built from settings by :mod:`trainq.connections`.
 
 from __future__ import annotations
 
+import builtins
 from typing import cast
 
 import redis
@@ -20,16 +21,26 @@ from trainq.jobs.status import JobStatus, check_transition
 from trainq.store.keys import CANCEL_FLAG_TTL_S, Keys
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.protocols import JobPage, Mutation
-from trainq.store.totals import increments, just_finished
+from trainq.store.totals import increments, just_finished, over_cap, owner_increments
 
 # Extra ids fetched per page to step over records created in the same instant.
 _TIE_SLACK = 32
-# A new record and its two index entries in one round trip (it was three: WATCH,
-# EXISTS, MULTI/EXEC), or nothing when the id is taken.
+# A new record and its index entries (all jobs, its status; with an owner, the owner's
+# all and status indexes and the set of owners) in one round trip, or nothing when the
+# id is taken (0) or the owner already has ARGV[5] (> 0) queued jobs (-1).
 _CREATE = """
+local cap = tonumber(ARGV[5])
+if ARGV[4] ~= '' and cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then
+  return -1
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+  if ARGV[4] ~= '' then
+    redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+    redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+    redis.call('SADD', KEYS[6], ARGV[4])
+  end
   return 1
 end
 return 0
@@ -39,6 +50,12 @@ _RENEW = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_KEY = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 """
@@ -65,13 +82,27 @@ class RedisJobRecords:
     def keys(self) -> Keys:
         return self._keys
 
-    def create(self, record: JobRecord) -> bool:
+    def create(self, record: JobRecord, max_queued: int = 0) -> bool:
+        owner = record.owner or ""
         keys = [
             self._keys.job(record.id),
             self._keys.all_jobs,
             self._keys.jobs_by_status(record.status),
+            self._keys.owner_jobs(owner),
+            self._keys.owner_jobs_by_status(owner, record.status),
+            self._keys.owners,
         ]
-        return bool(self._create(keys=keys, args=[record.to_json(), record.created_at, record.id]))
+        args: list[str | float] = [
+            record.to_json(),
+            record.created_at,
+            record.id,
+            owner,
+            max_queued,
+        ]
+        created = int(self._create(keys=keys, args=args))
+        if created < 0:
+            raise over_cap(owner, max_queued)
+        return bool(created)
 
     def get(self, job_id: str) -> JobRecord:
         raw = self._redis.get(self._keys.job(job_id))
@@ -96,18 +127,31 @@ class RedisJobRecords:
                     if new.status != current.status:
                         pipe.zrem(self._keys.jobs_by_status(current.status), job_id)
                         pipe.zadd(self._keys.jobs_by_status(new.status), {job_id: new.created_at})
+                        if new.owner is not None:
+                            was = self._keys.owner_jobs_by_status(new.owner, current.status)
+                            now = self._keys.owner_jobs_by_status(new.owner, new.status)
+                            pipe.zrem(was, job_id)
+                            pipe.zadd(now, {job_id: new.created_at})
                     if just_finished(current, new):
                         for name, amount in increments(new).items():
                             pipe.hincrbyfloat(self._keys.totals, name, amount)
+                        if new.owner is not None:
+                            owner_totals = self._keys.owner_totals(new.owner)
+                            for name, amount in owner_increments(new).items():
+                                pipe.hincrbyfloat(owner_totals, name, amount)
                     pipe.execute()
                     return new
                 except redis.WatchError:
                     continue
 
     def list(
-        self, status: JobStatus | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
-        index = self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
+        index = self._index(status, owner)
         position = decode_cursor(cursor) if cursor is not None else None
         top: float | str = "+inf" if position is None else position[0]
         ids: list[str] = []
@@ -132,13 +176,26 @@ class RedisJobRecords:
         next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None
         return JobPage(page, next_cursor)
 
-    def count(self, status: JobStatus | None = None) -> int:
-        index = self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
-        return int(self._redis.zcard(index))
+    def count(self, status: JobStatus | None = None, owner: str | None = None) -> int:
+        return int(self._redis.zcard(self._index(status, owner)))
 
     def totals(self) -> dict[str, float]:
         raw = cast(dict[str, str], self._redis.hgetall(self._keys.totals))
         return {name: float(value) for name, value in raw.items()}
+
+    def owners(self) -> builtins.list[str]:
+        return sorted(cast(set[str], self._redis.smembers(self._keys.owners)))
+
+    def owner_totals(self, owner: str) -> dict[str, float]:
+        raw = cast(dict[str, str], self._redis.hgetall(self._keys.owner_totals(owner)))
+        return {name: float(value) for name, value in raw.items()}
+
+    def _index(self, status: JobStatus | None, owner: str | None) -> str:
+        if owner is not None:
+            if status is None:
+                return self._keys.owner_jobs(owner)
+            return self._keys.owner_jobs_by_status(owner, status)
+        return self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
 
 
 class RedisCoordination:
@@ -183,6 +240,10 @@ class RedisIdempotencyKeys:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        self._release = client.register_script(_RELEASE_KEY)
+
+    def release(self, key: str, job_id: str) -> None:
+        self._release(keys=[self._keys.idempotency(key)], args=[job_id])
 
     def claim(self, key: str, job_id: str) -> str:
         name = self._keys.idempotency(key)

@@ -2,6 +2,7 @@
 
 The stores add a finished job's increments to one hash in the same transaction as
 its final status, so ``/stats`` and ``/metrics`` read totals without scanning jobs.
+Each owner's finished jobs add to the owner's own hash (:func:`owner_increments`).
 Keys: ``finished:<status>``, ``attempts``, ``retries``, ``failure_class:<class>``,
 ``duration_count``, ``duration_sum_s`` and ``duration_le:<bucket>`` (cumulative).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from trainq.errors import QuotaExceeded
 from trainq.jobs.record import JobRecord
 
 # Job run time buckets in seconds, for jobs from seconds to a day long (also
@@ -36,5 +38,32 @@ def increments(record: JobRecord) -> dict[str, float]:
     return dict(added)
 
 
+def owner_increments(record: JobRecord) -> dict[str, float]:
+    """What ``record``, just final, adds to its owner's totals: ``finished``, and the
+    GPU-seconds (its attempts' run time times their GPUs) and CPU-seconds (run time of
+    its attempts without GPUs) it used."""
+    added: dict[str, float] = defaultdict(float)
+    added["finished"] = 1
+    for attempt in record.attempts:
+        ran_s = attempt.run_s
+        if ran_s is None and attempt.started_at is not None and attempt.ended_at is not None:
+            ran_s = attempt.ended_at - attempt.started_at
+        if not ran_s or ran_s < 0:
+            continue
+        if attempt.gpu_ids:
+            added["gpu_seconds"] += ran_s * len(attempt.gpu_ids)
+        else:
+            added["cpu_seconds"] += ran_s
+    return dict(added)
+
+
 def just_finished(before: JobRecord, after: JobRecord) -> bool:
     return after.status.is_terminal and not before.status.is_terminal
+
+
+def over_cap(owner: str, max_queued: int) -> QuotaExceeded:
+    """The refusal of a submit that would put ``owner`` over the queued-jobs cap."""
+    return QuotaExceeded(
+        f"{owner} already has {max_queued} queued jobs, the most a user may have "
+        f"(TRAINQ_MAX_QUEUED_PER_USER={max_queued}): wait for some to start, or cancel some"
+    )

@@ -5,23 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import StreamingResponse
 
 from trainq import client, connections
-from trainq.api.auth import TokenCheck
-from trainq.api.models import NOT_FOUND, UNAUTHORIZED, ArtifactList, Problem
+from trainq.api.auth import Caller, job_access
+from trainq.api.models import FORBIDDEN, NOT_FOUND, UNAUTHORIZED, ArtifactList, Problem
 from trainq.artifacts.keys import artifact_key
 from trainq.artifacts.outputs import open_artifact
 from trainq.config import Settings
 from trainq.errors import ArtifactNotFound, BadArtifactPath
+from trainq.users.access import Action
 
 _CHUNK_BYTES = 1 << 20
 JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The job id")]
 
 
-def router(check: TokenCheck, settings: Settings) -> APIRouter:
-    api = APIRouter(prefix="/train", tags=["artifacts"], dependencies=[Depends(check)])
+def router(settings: Settings) -> APIRouter:
+    api = APIRouter(prefix="/train", tags=["artifacts"])
 
     @api.get(
         "/{job_id}/artifacts",
@@ -29,10 +30,10 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         responses={**UNAUTHORIZED, **NOT_FOUND},
         summary="List a job's artifacts",
     )
-    def list_artifacts(job_id: JobIdPath) -> ArtifactList:
+    def list_artifacts(job_id: JobIdPath, principal: Caller) -> ArtifactList:
         """Its checkpoint files, outputs and archived logs as its record lists them (path
         relative to the job, size, sha256, the attempt that wrote it)."""
-        record = client.get_job(job_id)
+        record = job_access(principal, Action.READ, client.get_job(job_id), settings)
         store = connections.artifact_store(settings)
         return ArtifactList(job_id=record.id, store=store.url, artifacts=record.artifacts)
 
@@ -41,19 +42,21 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         response_class=StreamingResponse,
         responses={
             **UNAUTHORIZED,
+            **FORBIDDEN,
             200: {"content": {"application/octet-stream": {}}, "description": "The file"},
             400: {"model": Problem, "description": "A path that leaves the job's artifacts"},
             404: {"model": Problem, "description": "No such job or artifact"},
         },
         summary="Download one artifact",
     )
-    def download(job_id: JobIdPath, path: str) -> StreamingResponse:
-        """The file's bytes, streamed from the artifact store."""
+    def download(job_id: JobIdPath, path: str, principal: Caller) -> StreamingResponse:
+        """The file's bytes, streamed from the artifact store; only for the job's owner or
+        an admin (`403`)."""
         try:
             artifact_key(job_id, path)
         except BadArtifactPath as exc:
             raise HTTPException(400, str(exc)) from None
-        record = client.get_job(job_id)
+        record = job_access(principal, Action.DOWNLOAD, client.get_job(job_id), settings)
         try:
             source = open_artifact(connections.artifact_store(settings), record.id, path)
         except ArtifactNotFound:

@@ -6,30 +6,40 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from trainq import connections
-from trainq.api.auth import TokenCheck
-from trainq.api.models import UNAUTHORIZED, Health, Stats, WorkerView
+from trainq.api.auth import Caller, current_principal
+from trainq.api.models import UNAUTHORIZED, Health, Me, Stats, UserUsage, WorkerView
 from trainq.cluster import metrics
 from trainq.cluster.figures import ClusterView
 from trainq.cluster.registry import WorkerInfo
+from trainq.cluster.usage import Usage, usage
 from trainq.config import Settings
 
 
-def router(check: TokenCheck, settings: Settings) -> APIRouter:
+def router(settings: Settings) -> APIRouter:
     api = APIRouter(tags=["cluster"])
-    auth = [Depends(check)]
+    auth = [Depends(current_principal)]
 
     def cluster() -> ClusterView:
         return ClusterView(connections.records(settings), connections.registry(settings), settings)
 
-    @api.get("/stats", response_model=Stats, dependencies=auth, responses=UNAUTHORIZED)
-    def stats() -> Stats:
-        """Jobs by status, queue lengths, live workers and their GPUs, and figures."""
+    @api.get("/me", response_model=Me, responses=UNAUTHORIZED, tags=["users"])
+    def me(principal: Caller) -> Me:
+        """Whom the token names."""
+        return Me(name=principal.name, admin=principal.admin)
+
+    @api.get("/stats", response_model=Stats, responses=UNAUTHORIZED)
+    def stats(principal: Caller) -> Stats:
+        """Jobs by status, queue lengths, live workers and their GPUs, figures, and per
+        user their jobs and GPU-hours."""
         now = cluster().snapshot()
+        hidden = settings.jobs_visible == "owner" and not principal.admin
+        owners = usage(connections.records(settings), principal.name if hidden else None)
         return Stats(
             jobs={status.value: count for status, count in now.jobs.items()},
             queues=now.queues,
             workers=[_worker(w) for w in now.workers],
             figures=now.figures,
+            users=[_usage(u) for u in owners],
         )
 
     @api.get(
@@ -72,4 +82,14 @@ def _worker(info: WorkerInfo) -> WorkerView:
         concurrency=info.concurrency,
         runtime_error=info.runtime_error,
         store_error=info.store_error,
+    )
+
+
+def _usage(found: Usage) -> UserUsage:
+    return UserUsage(
+        name=found.name,
+        jobs={status.value: count for status, count in found.jobs.items()},
+        gpu_hours=round(found.gpu_hours, 6),
+        cpu_hours=round(found.cpu_hours, 6),
+        running_gpus=found.running_gpus,
     )

@@ -1,21 +1,18 @@
-"""``/train``: submit, read, list, cancel and follow jobs (the CLI's client functions)."""
+"""``/train``: submit, read, list and cancel jobs (their logs: :mod:`trainq.api.routes.logs`)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
 import uuid
-from collections.abc import Iterator
-from itertools import chain
-from typing import IO, Annotated
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Response
 
-from trainq import client, connections
-from trainq.api.auth import TokenCheck
+from trainq import client
+from trainq.api.auth import Caller, job_access
 from trainq.api.models import (
+    FORBIDDEN,
     NOT_FOUND,
+    QUOTA,
     SPEC_EXAMPLES,
     UNAUTHORIZED,
     JobAccepted,
@@ -23,32 +20,25 @@ from trainq.api.models import (
     JobView,
     Problem,
 )
-from trainq.artifacts.logs import archived_lines
-from trainq.config import Settings
+from trainq.config import USER_NAME_PATTERN, Settings
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
-from trainq.logs import reader
-from trainq.logs.joining import LogSources
-from trainq.logs.stream import LogLine
+from trainq.users.access import Action
+from trainq.users.model import Principal
 
 JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The job id")]
-
-# Where a log answer's lines came from (comma-separated: "archive attempt 1, stream"),
-# how many no copy holds ("attempt 1: 40, ..."), and why the archives could not be read.
-SOURCES_HEADER = "X-Trainq-Log-Sources"
-MISSING_HEADER = "X-Trainq-Log-Missing"
-ARCHIVE_ERROR_HEADER = "X-Trainq-Log-Archive-Error"
-# A joined backlog is spooled in memory up to this size, then in a temporary file.
-_SPOOL_BYTES = 8 * 1024**2
-
 
 # encode_cursor's shape: "<created_at>:<job id>".
 CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?:.{1,250}$"
 
 
-def router(check: TokenCheck, settings: Settings) -> APIRouter:
-    api = APIRouter(prefix="/train", tags=["jobs"], dependencies=[Depends(check)])
+def router(settings: Settings) -> APIRouter:
+    api = APIRouter(prefix="/train", tags=["jobs"])
+
+    def visible(job_id: str, principal: Principal, action: Action = Action.READ) -> JobRecord:
+        """The job, if ``principal`` may take ``action`` on it (403, or 404 if hidden)."""
+        return job_access(principal, action, client.get_job(job_id), settings)
 
     @api.post(
         "",
@@ -56,6 +46,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         response_model=JobAccepted,
         responses={
             **UNAUTHORIZED,
+            **QUOTA,
             200: {"model": JobAccepted, "description": "Same Idempotency-Key: the first job"},
             400: {"model": Problem, "description": "The body is not JSON"},
             409: {"model": Problem, "description": "Two different idempotency keys"},
@@ -66,6 +57,7 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
     def submit(
         spec: Annotated[JobSpec, Body(openapi_examples=SPEC_EXAMPLES)],
         response: Response,
+        principal: Caller,
         idempotency_key: Annotated[
             str | None,
             Header(
@@ -76,7 +68,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
             ),
         ] = None,
     ) -> JobAccepted:
-        """Validate, record the job as queued, and queue it (`202`, `Location`)."""
+        """Validate, record the job as queued, and queue it (`202`, `Location`). The
+        token's user owns it; over the owner's queued-jobs cap it is refused (`429`)."""
         values = spec.model_dump(mode="json", exclude_unset=True)
         if idempotency_key is not None:
             if spec.idempotency_key not in (None, idempotency_key):
@@ -89,7 +82,9 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         # Celery's Redis backend subscribes this process to every job's result channel
         # (for AsyncResult.get(), which the API never calls): a subscription per submit,
         # never dropped, and a quarter of a submit's time.
-        job_id = client.submit(values, settings=settings, job_id=new_id, ignore_result=True)
+        job_id = client.submit(
+            values, settings=settings, job_id=new_id, owner=principal.name, ignore_result=True
+        )
         url = f"/train/{job_id}"
         response.headers["Location"] = url
         if job_id == new_id:
@@ -104,7 +99,12 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         summary="List jobs, newest first",
     )
     def list_jobs(
+        principal: Caller,
         status: Annotated[JobStatus | None, Query(description="Only jobs in this status")] = None,
+        owner: Annotated[
+            str | None,
+            Query(pattern=USER_NAME_PATTERN, description="Only jobs this user submitted"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page")] = 50,
         cursor: Annotated[
             str | None,
@@ -115,8 +115,14 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
             ),
         ] = None,
     ) -> JobList:
+        """Newest first. When jobs are visible to their owners only, a user's list holds
+        only their own jobs (an admin's, everyone's)."""
+        if settings.jobs_visible == "owner" and not principal.admin:
+            if owner not in (None, principal.name):
+                return JobList(jobs=[], next_cursor=None)
+            owner = principal.name
         try:
-            page = client.list_jobs(status=status, limit=limit, cursor=cursor)
+            page = client.list_jobs(status=status, limit=limit, cursor=cursor, owner=owner)
         except ValueError as exc:
             raise HTTPException(
                 422, [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]
@@ -132,8 +138,8 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         responses={**UNAUTHORIZED, **NOT_FOUND},
         summary="One job: status, progress, attempts, error",
     )
-    def get_job(job_id: JobIdPath) -> JobView:
-        record = client.get_job(job_id)
+    def get_job(job_id: JobIdPath, principal: Caller) -> JobView:
+        record = visible(job_id, principal)
         return view(record, waiting=client.waiting_reason(record, settings))
 
     @api.delete(
@@ -143,151 +149,24 @@ def router(check: TokenCheck, settings: Settings) -> APIRouter:
         responses={
             **UNAUTHORIZED,
             **NOT_FOUND,
+            **FORBIDDEN,
             200: {"model": JobView, "description": "Cancelled before it started"},
             409: {"model": Problem, "description": "The job had already finished"},
         },
         summary="Cancel a job",
     )
-    def cancel_job(job_id: JobIdPath, response: Response) -> JobView:
+    def cancel_job(job_id: JobIdPath, response: Response, principal: Caller) -> JobView:
         """Cooperative: a queued job never starts (`200`); a running job's container is
-        stopped first and the job is then recorded `cancelled` (`202`)."""
+        stopped first and the job is then recorded `cancelled` (`202`). Only the job's
+        owner or an admin may cancel it (`403`)."""
+        visible(job_id, principal, Action.CANCEL)
         record = client.cancel(job_id)
         if record.status.is_terminal:
             response.status_code = 200
         return view(record)
-
-    @api.get(
-        "/{job_id}/logs",
-        responses={
-            **UNAUTHORIZED,
-            **NOT_FOUND,
-            200: {
-                "content": {"text/plain": {}, "text/event-stream": {}},
-                "description": "The job's output; with follow=true, server-sent events",
-                "headers": {
-                    SOURCES_HEADER: {
-                        "description": "Where the lines came from, comma-separated: "
-                        "stream, local file <path>, archive attempt <n>",
-                        "schema": {"type": "string"},
-                    },
-                    MISSING_HEADER: {
-                        "description": "Lines no copy holds (trimmed from the stream, in no "
-                        "log file nor archive), per attempt: attempt 1: 40, ...",
-                        "schema": {"type": "string"},
-                    },
-                    ARCHIVE_ERROR_HEADER: {
-                        "description": "Why the archived logs could not be read",
-                        "schema": {"type": "string"},
-                    },
-                },
-            },
-        },
-        response_class=StreamingResponse,
-        summary="A job's output, or follow it live",
-    )
-    def job_logs(
-        job_id: JobIdPath,
-        follow: Annotated[bool, Query(description="Server-sent events until the job ends")] = False,
-        attempt: Annotated[
-            int | None, Query(ge=1, le=1000, description="Only this attempt")
-        ] = None,
-        tail: Annotated[
-            int | None, Query(ge=0, le=1_000_000, description="Only the last N")
-        ] = None,
-    ) -> StreamingResponse:
-        record = client.get_job(job_id)  # 404 before any streaming starts
-        stream = connections.log_stream(settings)
-        query = reader.LogQuery(attempt=attempt, tail=tail)
-        sources, failures = LogSources(), list[Exception]()
-        archive = reader.of_job(reader.failing_soft(_archived, failures.append), job_id)
-        # The headers say where the lines came from, known once they are read: the
-        # backlog (stream, local file, archives: blocking I/O, run in the threadpool as
-        # this route is a plain def) is read into a spool here, and sent from there.
-        past = reader.backlog(record, stream, query, archive, sources)
-        if not follow:
-            spooled = _spool(_text(past.lines))
-            return StreamingResponse(
-                _unspool(spooled),
-                media_type="text/plain; charset=utf-8",
-                headers=_log_headers(sources, failures),
-            )
-        spooled = _spool(_line_events(past.lines))
-        lines = reader.live(
-            job_id,
-            stream,
-            query,
-            lambda: client.get_job(job_id).status.is_terminal,
-            past.after,
-            read=past.read,
-        )
-        return StreamingResponse(
-            chain(_unspool(spooled), _line_events(lines), _end_event(job_id)),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                **_log_headers(sources, failures),
-            },
-        )
 
     return api
 
 
 def view(record: JobRecord, waiting: str | None = None) -> JobView:
     return JobView(**dict(record), waiting=waiting)
-
-
-def _text(lines: Iterator[LogLine]) -> Iterator[str]:
-    for line in lines:
-        yield line.line + "\n"
-
-
-def _line_events(lines: Iterator[LogLine]) -> Iterator[str]:
-    """One ``line`` event per output line."""
-    for line in lines:
-        data = json.dumps({"attempt": line.attempt, "ts": line.ts, "line": line.line})
-        yield f"event: line\ndata: {data}\n\n"
-
-
-def _end_event(job_id: str) -> Iterator[str]:
-    """The ``end`` event, with the job's final status."""
-    status = client.get_job(job_id).status
-    yield f"event: end\ndata: {json.dumps({'status': status.value})}\n\n"
-
-
-def _archived(job_id: str, attempt: int) -> Iterator[str] | None:
-    return archived_lines(connections.artifact_store(), job_id, attempt)
-
-
-def _log_headers(sources: LogSources, failures: list[Exception]) -> dict[str, str]:
-    headers = {SOURCES_HEADER: ", ".join(sources.used)}
-    if sources.missing:
-        counts = sorted(sources.missing.items())
-        headers[MISSING_HEADER] = ", ".join(f"attempt {a}: {n}" for a, n in counts)
-    if failures:
-        headers[ARCHIVE_ERROR_HEADER] = _header_text(str(failures[0]))
-    return headers
-
-
-def _header_text(text: str) -> str:
-    """``text`` as a header value may hold it: one line of ASCII."""
-    return " ".join(text.split()).encode("ascii", "replace").decode("ascii")[:500]
-
-
-def _spool(chunks: Iterator[str]) -> IO[bytes]:
-    """The chunks, written out; :func:`_unspool` sends them and closes the spool."""
-    spooled = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
-    try:
-        for chunk in chunks:
-            spooled.write(chunk.encode("utf-8"))
-    except BaseException:
-        spooled.close()
-        raise
-    spooled.seek(0)
-    return spooled
-
-
-def _unspool(spooled: IO[bytes]) -> Iterator[bytes]:
-    with spooled:
-        while block := spooled.read(64 * 1024):
-            yield block

@@ -1,0 +1,151 @@
+"""A per-token request rate limit, shared by every API process through Redis.
+
+GCRA (the generic cell rate algorithm): each bucket keeps one number in Redis, the
+*theoretical arrival time* of its next request. A request is let through while that
+time is less than ``burst`` emission intervals ahead of now, and pushes it one
+interval on; so ``burst`` requests pass at once, then one per interval. One Lua call
+per request reads and moves it atomically, on Redis's clock (hosts' clocks do not
+matter), and the key expires once the bucket is full again.
+
+A request with a bearer token is counted against the token (its SHA-256, never the
+token); one without, against its client address. While Redis does not answer the
+request goes through unlimited: the route it reaches answers ``503`` by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import cast
+
+import anyio.to_thread
+from redis.commands.core import Script
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from trainq import connections
+from trainq.config import Settings
+
+logger = logging.getLogger("trainq.api")
+
+# Documentation and the health check answer everyone, whatever their rate.
+EXEMPT_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+
+# KEYS[1]: the bucket. ARGV[1]: the emission interval (µs), ARGV[2]: the burst.
+# Answers {1, 0} (let through) or {0, µs until the next request would pass}.
+GCRA_SCRIPT = """
+local now_t = redis.call('TIME')
+local now_us = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
+local interval_us = tonumber(ARGV[1])
+local tolerance_us = interval_us * (tonumber(ARGV[2]) - 1)
+local tat_us = tonumber(redis.call('GET', KEYS[1]) or now_us)
+if tat_us < now_us then
+  tat_us = now_us
+end
+local allowed_at_us = tat_us - tolerance_us
+if now_us < allowed_at_us then
+  return {0, math.ceil(allowed_at_us - now_us)}
+end
+local next_tat_us = tat_us + interval_us
+local idle_ms = math.ceil((next_tat_us - now_us) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%d', next_tat_us), 'PX', idle_ms)
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: float  # 0 when allowed
+
+
+class Gcra:
+    """The rate limit's buckets in Redis: ``rate_per_s`` per bucket, bursts of ``burst``."""
+
+    def __init__(self, script: Script, rate_per_s: float, burst: int) -> None:
+        if rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be above 0, not {rate_per_s}")
+        self._script = script
+        self._interval_us = max(1, round(1_000_000 / rate_per_s))
+        self._burst = burst
+
+    def take(self, bucket: str) -> Verdict:
+        """Count one request against ``bucket`` (a Redis key); Redis errors raise."""
+        allowed, wait_us = cast(
+            list[int], self._script(keys=[bucket], args=[self._interval_us, self._burst])
+        )
+        return Verdict(bool(allowed), 0.0 if allowed else wait_us / 1_000_000)
+
+
+def gcra(settings: Settings) -> Gcra:
+    """The settings' rate limit, on the API's Redis client (which gives up within seconds)."""
+    script = connections.client(settings).register_script(GCRA_SCRIPT)
+    return Gcra(script, settings.api_rate_per_s, settings.api_rate_burst)
+
+
+def bucket_key(settings: Settings, scope: Scope) -> str:
+    """The request's bucket: its bearer token's hash, else its client address."""
+    prefix = connections.keys(settings).prefix + "rate:"
+    authorization = dict(scope["headers"]).get(b"authorization", b"")
+    scheme, _, token = authorization.partition(b" ")
+    token = token.strip()
+    if scheme.lower() == b"bearer" and token:
+        return prefix + hashlib.sha256(token).hexdigest()[:32]
+    client = scope.get("client")
+    return prefix + "addr:" + (client[0] if client else "unknown")
+
+
+class RateLimit:
+    """ASGI middleware: a request over its bucket's rate gets ``429`` and ``Retry-After``.
+
+    ``api_rate_per_s == 0`` turns it off: no Redis call at all.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._limit = gcra(settings) if settings.api_rate_per_s > 0 else None
+        self._redis_failing = False  # log an outage once, not per request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._limit is None or scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        bucket = bucket_key(self.settings, scope)
+        try:
+            verdict = await anyio.to_thread.run_sync(self._limit.take, bucket)
+        except connections.OUTAGE_ERRORS as exc:
+            if not self._redis_failing:
+                logger.warning("rate limit not applied while Redis does not answer: %s", exc)
+            self._redis_failing = True
+            await self.app(scope, receive, send)
+            return
+        if self._redis_failing:
+            logger.info("rate limit applied again: Redis answers")
+            self._redis_failing = False
+        if verdict.allowed:
+            await self.app(scope, receive, send)
+        else:
+            await self._refuse(send, verdict.retry_after_s)
+
+    async def _refuse(self, send: Send, retry_after_s: float) -> None:
+        wait_s = max(1, math.ceil(retry_after_s))
+        detail = (
+            f"too many requests: the limit is {self.settings.api_rate_per_s:g} per second "
+            f"per token, bursts of {self.settings.api_rate_burst}; retry after {wait_s} s"
+        )
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(wait_s).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
