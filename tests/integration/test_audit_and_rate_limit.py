@@ -19,6 +19,7 @@ import redis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
 
 from trainq import connections
+from trainq.api import auditing
 from trainq.api.auditing import AuditMiddleware
 from trainq.api.auth import Authenticate, Caller, current_principal
 from trainq.api.ratelimit import GCRA_SCRIPT, Gcra, RateLimit, bucket_key
@@ -124,15 +125,16 @@ def make_app(settings: Settings) -> FastAPI:
         return {"ok": True}
 
     app.include_router(jobs)
-    app.include_router(audit.router(authenticate, settings))
+    app.include_router(audit.router(settings))
     app.add_middleware(AuditMiddleware, settings=settings)
     app.add_middleware(RateLimit, settings=settings)
     return app
 
 
 class Api:
-    """A client of ``app`` in this process: each call runs the app to its end, so what
-    the middlewares do after the answer is done when it returns."""
+    """A client of ``app`` in this process: each call runs the app to its end and waits
+    for its audit entries to be written, so what the middlewares do after the answer is
+    done when it returns."""
 
     def __init__(
         self,
@@ -158,7 +160,9 @@ class Api:
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
                 return await api.request(method, path, **kwargs)
 
-        return anyio.run(call)
+        answer = anyio.run(call)
+        assert auditing.flush(), "audit entries still unwritten after 5 s"
+        return answer
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
@@ -397,10 +401,11 @@ def test_a_failure_to_record_is_logged_and_changes_no_answer(
     else:
         (tmp_path / "a-file").write_text("")
         settings = settings_for(redis_server, prefix, tmp_path, log_dir=tmp_path / "a-file")
-    with caplog.at_level(logging.ERROR, "trainq.api"), Api(make_app(settings)) as api:
+    with caplog.at_level(logging.ERROR, "trainq.audit"), Api(make_app(settings)) as api:
         answer = api.post("/train", headers=bearer(ALICE_TOKEN))
     assert answer.status_code == 202 and answer.headers["Location"].startswith("/train/")
-    assert "could not record the audit entry of POST /train" in caplog.text
+    job_id = answer.headers["Location"].rsplit("/", 1)[-1]
+    assert f"could not record 1 audit entries (submit {job_id})" in caplog.text
     assert ALICE_TOKEN not in caplog.text
 
 

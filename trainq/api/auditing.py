@@ -4,9 +4,9 @@ DELETE), whatever its answer, recorded once the answer has been sent.
 Who asked comes from the principal the auth dependency left in the request's state
 (``"anonymous"`` when the request was not authenticated); what was done from the
 route that matched; the target from its path parameter, or for a new job from the
-``Location`` it answered. Recording happens off the event loop after the answer,
-and a failure to record is logged, never raised: the answer is never delayed or
-changed by it. No header and no token text ever goes into an entry.
+``Location`` it answered. Entries are handed to a writer thread after the answer
+(:mod:`trainq.audit.writer`), and a failure to record is logged, never raised: the
+answer is never delayed or changed by it. No header and no token text ever goes into an entry.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import json
 import logging
 from typing import Any
 
-import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainq import connections
 from trainq.audit.trail import AuditEntry
+from trainq.audit.writer import AuditWriter
 from trainq.config import Settings
 from trainq.users.model import Principal
 
@@ -48,12 +48,23 @@ MAX_ERROR_BODY_BYTES = 4096
 MAX_DETAIL_CHARS = 300
 
 
+# Every middleware's writer in this process, for :func:`flush`.
+_writers: list[AuditWriter] = []
+
+
+def flush(timeout_s: float = 5.0) -> bool:
+    """Wait until every audit entry this process was handed is recorded (or given up on)."""
+    return all([writer.flush(timeout_s) for writer in _writers])
+
+
 class AuditMiddleware:
     """ASGI middleware: records an :class:`AuditEntry` for each state-changing request."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.writer = AuditWriter(lambda: connections.audit_trail(settings))
+        _writers.append(self.writer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in AUDITED_METHODS:
@@ -76,8 +87,7 @@ class AuditMiddleware:
     async def _record(self, scope: Scope, answer: _Answer, failed: bool) -> None:
         try:
             entry = entry_for(scope, answer.status or (500 if failed else 0), answer)
-            trail = connections.audit_trail(self.settings)
-            await anyio.to_thread.run_sync(trail.record, entry)
+            self.writer.put(entry)
         except Exception as exc:  # an audit failure never fails the request
             logger.error(
                 "could not record the audit entry of %s %s: %s: %s",

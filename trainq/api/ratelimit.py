@@ -73,10 +73,12 @@ class Gcra:
 
     def take(self, bucket: str) -> Verdict:
         """Count one request against ``bucket`` (a Redis key); Redis errors raise."""
-        allowed, wait_us = cast(
-            list[int], self._script(keys=[bucket], args=[self._interval_us, self._burst])
-        )
-        return Verdict(bool(allowed), 0.0 if allowed else wait_us / 1_000_000)
+        return _verdict(self._script(keys=[bucket], args=[self._interval_us, self._burst]))
+
+
+def _verdict(answer: object) -> Verdict:
+    allowed, wait_us = cast(list[int], answer)
+    return Verdict(bool(allowed), 0.0 if allowed else wait_us / 1_000_000)
 
 
 def gcra(settings: Settings) -> Gcra:

@@ -62,15 +62,31 @@ class AuditTrail:
 
     def record(self, entry: AuditEntry) -> None:
         """Append ``entry`` to the day's file, then to the stream (Redis errors raise)."""
-        line = entry.to_json()
-        path = self.file_for(entry.ts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-        finally:
-            os.close(fd)
-        self._redis.xadd(self._key, {"e": line}, maxlen=self._max_entries, approximate=True)
+        self.record_many([entry])
+
+    def record_many(self, entries: list[AuditEntry]) -> None:
+        """Append ``entries`` to their days' files (one write per file and batch, each
+        line whole), then to the stream in one round trip (Redis errors raise)."""
+        lines = [(entry, entry.to_json()) for entry in entries]
+        by_file: dict[Path, list[str]] = {}
+        for entry, line in lines:
+            by_file.setdefault(self.file_for(entry.ts), []).append(line)
+        for path, written in by_file.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, "".join(f"{line}\n" for line in written).encode("utf-8"))
+            finally:
+                os.close(fd)
+        if len(lines) == 1:
+            self._redis.xadd(
+                self._key, {"e": lines[0][1]}, maxlen=self._max_entries, approximate=True
+            )
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            for _, line in lines:
+                pipe.xadd(self._key, {"e": line}, maxlen=self._max_entries, approximate=True)
+            pipe.execute()
 
     def page(self, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Up to ``limit`` entries, newest first, older than ``cursor`` (a previous page's
