@@ -125,6 +125,21 @@ def test_logs_follow_as_server_sent_events_until_the_job_ends(api: httpx.Client)
     assert text.splitlines() == lines
 
 
+def test_no_token_reaches_the_jobs_container(api: httpx.Client) -> None:
+    """Neither the submitter's token nor the API's reach a job: not its env, labels or
+    command (docker inspect shows them all)."""
+    job_id = api.post("/train", json={"epochs": 30, "command": SLOW_TRAIN}).json()["id"]
+    wait_for_status(api, job_id, "running")
+    (container,) = wait_until(lambda: trainq_containers(job_id, running=True), 60, "its container")
+    inspected = subprocess.run(
+        ["docker", "inspect", container], capture_output=True, text=True, check=True
+    ).stdout
+    assert job_id in inspected  # its labels name the job
+    assert TOKEN not in inspected and "other-token" not in inspected
+    assert api.delete(f"/train/{job_id}").status_code == 202
+    wait_for_status(api, job_id, "cancelled", "succeeded", "failed")
+
+
 def test_cancel_stops_the_container_then_records_cancelled(api: httpx.Client) -> None:
     job_id = api.post("/train", json={"epochs": 60, "command": SLOW_TRAIN}).json()["id"]
     wait_for_status(api, job_id, "running")

@@ -91,6 +91,12 @@ class AuditTrail:
     def page(self, limit: int = 50, cursor: str | None = None) -> AuditPage:
         """Up to ``limit`` entries, newest first, older than ``cursor`` (a previous page's
         ``next_cursor``: a stream entry id)."""
+        if cursor is not None:
+            ms, _, seq = cursor.partition("-")
+            if not (ms.isdigit() and seq.isdigit()) or max(int(ms), int(seq)) >= 2**64:
+                raise ValueError(f"cursor {cursor[:60]!r} is not a stream entry id")
+            if int(ms) == int(seq) == 0:
+                return AuditPage([], None)  # nothing is older than the first possible id
         top = "+" if cursor is None else f"({cursor}"
         raw = cast(
             list[tuple[str, dict[str, str]]],

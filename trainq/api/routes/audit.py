@@ -66,7 +66,11 @@ def router(settings: Settings) -> APIRouter:
             raise HTTPException(
                 403, f"only an admin may read the audit trail: {principal.name} is not one"
             )
-        page = connections.audit_trail(settings).page(limit=limit, cursor=cursor)
+        try:
+            page = connections.audit_trail(settings).page(limit=limit, cursor=cursor)
+        except ValueError as exc:
+            problem = {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}
+            raise HTTPException(422, [problem]) from None
         return AuditList(entries=[_view(e) for e in page.entries], next_cursor=page.next_cursor)
 
     return api

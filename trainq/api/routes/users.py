@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from trainq import connections
 from trainq.api.auth import Caller
@@ -33,13 +33,15 @@ class NewUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=USER_NAME_PATTERN, examples=["alice"])
-    admin: bool = Field(default=False, description="May manage users and read the audit trail")
+    admin: StrictBool = Field(
+        default=False, description="May manage users and read the audit trail"
+    )
 
 
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    disabled: bool = Field(description="true: every token of the user is refused")
+    disabled: StrictBool = Field(description="true: every token of the user is refused")
 
 
 class NewToken(BaseModel):
@@ -55,7 +57,10 @@ _REFUSALS: Responses = {
     503: {"model": Problem, "description": "Redis does not answer"},
 }
 _NO_USER: Responses = {404: {"model": Problem, "description": "No such user"}}
-_BODY: Responses = {413: {"model": Problem, "description": "Body over the size limit"}}
+_BODY: Responses = {
+    400: {"model": Problem, "description": "The body is not JSON"},
+    413: {"model": Problem, "description": "Body over the size limit"},
+}
 
 
 def router(settings: Settings) -> APIRouter:
