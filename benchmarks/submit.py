@@ -104,9 +104,11 @@ def main() -> None:
 
     body = json.dumps({"command": ["true"]}).encode()
 
-    with _cluster.redis_server(), _user_token() as user_token, _cluster.api_server(
-        TOKEN, API_ENV
-    ) as api:
+    with (
+        _cluster.redis_server(),
+        _user_token() as user_token,
+        _cluster.api_server(TOKEN, API_ENV) as api,
+    ):
         auth = {"Authorization": f"Bearer {user_token}", "Content-Type": "application/json"}
 
         def api_page(cursor: str | None) -> str | None:

@@ -32,6 +32,8 @@ os.environ.update(
         "TRAINQ_LOG_DIR": str(STATE_DIR / "logs"),
         "TRAINQ_CHECKPOINT_DIR": str(STATE_DIR / "checkpoints"),
         "TRAINQ_OUTPUT_DIR": str(STATE_DIR / "outputs"),
+        # Never a developer's own `trainq login`: the tests' CLI talks to their Redis.
+        "TRAINQ_CONFIG_DIR": str(STATE_DIR / "config"),
         "TRAINQ_ARTIFACT_URL": (STATE_DIR / "artifacts").as_uri(),
         "TRAINQ_RUNTIME": "process",
         "TRAINQ_RETRY_BACKOFF_S": "0.2",

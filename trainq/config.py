@@ -8,6 +8,8 @@ upper case, e.g. ``TRAINQ_REDIS_URL``.
 
 from __future__ import annotations
 
+import getpass
+import json
 import os
 import re
 import socket
@@ -25,6 +27,8 @@ from trainq.errors import ConfigError
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 RuntimeName = Literal["docker", "process"]
+# A user name (job owner): letters, digits and "_.@-", starting with a letter or digit.
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}$"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -107,6 +111,28 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     api_workers: int = Field(default=2, ge=1, le=64)
+    # Users: who may see which jobs through the API ("all": every user sees every job;
+    # "owner": a user sees only their own, an admin all), the cap on a user's queued
+    # jobs (0: none), and the API's request rate per token (per client address without
+    # one) with its burst.
+    jobs_visible: Literal["all", "owner"] = "all"
+    max_queued_per_user: int = Field(default=0, ge=0)
+    api_rate_per_s: float = Field(default=50.0, ge=0)  # 0: no limit
+    api_rate_burst: int = Field(default=100, ge=1)
+    # The audit trail: every state-changing call, as JSON lines in
+    # <log_dir>/TrainingAudit_YYYYMMDD.log and a capped Redis stream (GET /audit).
+    audit_stream_max_entries: int = Field(default=100_000, ge=100)
+    # Who submits from this process when it talks to Redis directly (Python, the CLI):
+    # TRAINQ_USER, else the login name. Through the API the token's user is the owner.
+    user: str = Field(default_factory=lambda: _login_name(), pattern=USER_NAME_PATTERN)
+    # The remote CLI: with api_url set (or saved by `trainq login`), job commands go
+    # over the REST API with this token instead of to Redis.
+    api_url: str = ""
+    token: SecretStr = SecretStr("")
+    # Where `trainq login` keeps the API URL and token (mode 0600).
+    config_dir: Path = Field(default_factory=lambda: _config_home() / "trainq")
+    # How long the remote CLI waits for one API answer before it says the API is down.
+    api_timeout_s: float = Field(default=10.0, gt=0)
     metrics_public: bool = False
     dev_mode: bool = False
     # Flower: "user:password" (comma-separated pairs); required unless dev_mode.
@@ -173,6 +199,20 @@ class Settings(BaseSettings):
         return _split(self.flower_basic_auth.get_secret_value())
 
 
+def _login_name() -> str:
+    """The login name, made a valid user name; "unknown" where there is none."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's bare uid)
+        return "unknown"
+    cleaned = re.sub(r"[^A-Za-z0-9_.@\-]", "-", name).lstrip("_.@-")[:64]
+    return cleaned or "unknown"
+
+
+def _config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -186,3 +226,89 @@ def get_settings() -> Settings:
 def inherited_env() -> dict[str, str]:
     """The worker's environment minus trainq's own settings, for local job processes."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TRAINQ_")}
+
+
+# `trainq login` saves the API's URL and token here, as JSON {"api_url", "token"}.
+_LOGIN_FILE = "login.json"
+
+
+def saved_login_path(settings: Settings) -> Path:
+    """Where ``trainq login`` keeps the API URL and token (mode 0600)."""
+    return settings.config_dir / _LOGIN_FILE
+
+
+def saved_login(settings: Settings) -> tuple[str, str] | None:
+    """The saved API URL and token; None when there is no login. ConfigError when the
+    file is malformed or readable by others (a token must stay private)."""
+    path = saved_login_path(settings)
+    try:
+        with path.open(encoding="utf-8") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            raw = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the saved login {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            f"the saved login {path} is readable by others (mode {mode & 0o777:o}): "
+            "run `trainq logout` and `trainq login` again"
+        )
+
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    url = data.get("api_url") if isinstance(data, dict) else None
+    token = data.get("token") if isinstance(data, dict) else None
+    if not isinstance(url, str) or not url or not isinstance(token, str):
+        raise ConfigError(f"the saved login {path} is malformed: run `trainq login` again")
+    return url, token
+
+
+def remote_api(settings: Settings) -> tuple[str, str] | None:
+    """The API URL and token the CLI's job commands use; None: direct to Redis.
+
+    TRAINQ_API_URL (with TRAINQ_TOKEN) wins over the saved login, whose token goes only
+    to its own URL; a TRAINQ_TOKEN set alone goes to the saved login's URL.
+    """
+    token = settings.token.get_secret_value()
+    if settings.api_url and token:
+        return settings.api_url, token
+    saved = saved_login(settings)
+    if not settings.api_url:
+        return None if saved is None else (saved[0], token or saved[1])
+    if saved is not None and saved[0].rstrip("/") == settings.api_url.rstrip("/"):
+        return settings.api_url, saved[1]
+    return settings.api_url, ""
+
+
+def save_login(settings: Settings, api_url: str, token: str) -> Path:
+    """Save the URL and token for later commands: the file is created 0600 and replaced
+    whole, so no other user can ever read it, even briefly (a new folder: 0700)."""
+
+    path = saved_login_path(settings)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a folder made here: 0700
+    partial = path.with_name(f".{_LOGIN_FILE}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o600)  # exactly 0600, whatever the umask
+            json.dump({"api_url": api_url, "token": token}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def forget_login(settings: Settings) -> bool:
+    """Remove the saved login; whether there was one."""
+    try:
+        saved_login_path(settings).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -9,6 +9,8 @@ from trainq.cli import jobs  # noqa: F401  (submit, status, cancel)
 from trainq.cli import logs  # noqa: F401  (logs)
 from trainq.cli import listing  # noqa: F401  (list)
 from trainq.cli import artifacts  # noqa: F401  (artifacts)
+from trainq.cli import login  # noqa: F401  (login, logout, whoami)
+from trainq.cli import users  # noqa: F401  (users ...)
 from trainq.cli.app import cli, main
 
 # isort: on

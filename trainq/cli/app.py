@@ -1,12 +1,14 @@
 """What every ``trainq`` command shares: the Typer app, its consoles, errors, ``main``.
 
 Exit codes: 0 success (with ``--wait``: the job succeeded), 1 the job did not
-succeed or was not found, 2 invalid input (nothing was enqueued), 3 a service trainq
-needs (Redis: broker and job store) does not answer, said in one line on stderr.
+succeed, was not found, or was refused (a bad token, not yours); 2 invalid input
+(nothing was enqueued); 3 a service trainq needs does not answer (Redis, broker and
+job store; or, for the remote CLI, the REST API), said in one line on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -15,6 +17,7 @@ from rich.console import Console
 
 from trainq import connections
 from trainq.config import get_settings
+from trainq.errors import TrainqError, Unavailable
 from trainq.logs import components
 
 EXIT_UNAVAILABLE = 3
@@ -42,10 +45,21 @@ def main() -> None:
     """The ``trainq`` command."""
     settings = get_settings()
     components.configure("cli", settings.log_dir)
+    # httpx logs every request at INFO: a remote --wait polls twice a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         cli()
     except KeyboardInterrupt:
         sys.exit(130)
     except connections.OUTAGE_ERRORS as exc:
-        print(f"error: {connections.unavailable(exc, settings)}", file=sys.stderr)  # one line
-        sys.exit(EXIT_UNAVAILABLE)
+        _exit_with(connections.unavailable(exc, settings), EXIT_UNAVAILABLE)
+    except Unavailable as exc:  # the REST API (remote CLI) or the artifact store
+        _exit_with(exc, EXIT_UNAVAILABLE)
+    except TrainqError as exc:  # refused: a bad token, another user's job, a rate limit
+        _exit_with(exc, 1)
+
+
+def _exit_with(exc: Exception, code: int) -> None:
+    """One line on stderr, then exit ``code``."""
+    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+    sys.exit(code)

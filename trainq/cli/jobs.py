@@ -1,8 +1,9 @@
 """The ``trainq`` commands on one job: submit, status, cancel.
 
 ``logs`` is in :mod:`trainq.cli.logs`, ``list`` in :mod:`trainq.cli.listing`, the
-long-running commands (worker, api, flower) in :mod:`trainq.cli.daemons`. Exit
-codes: :mod:`trainq.cli.app`.
+long-running commands (worker, api, flower) in :mod:`trainq.cli.daemons`. Each goes
+to Redis or over the REST API (:mod:`trainq.cli.backend`). Exit codes:
+:mod:`trainq.cli.app`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from typing import Annotated, Any
 
 import typer
 
-from trainq import client
 from trainq.cli.app import JobId, RecordAsJson, cli, err, fail, out
+from trainq.cli.backend import Jobs, open_jobs
 from trainq.cli.render import ProgressView, describe_record
 from trainq.config import get_settings
-from trainq.errors import AlreadyFinished, JobNotFound, SpecError, TrainqError, WaitTimeout
+from trainq.errors import (
+    AlreadyFinished,
+    JobNotFound,
+    SpecError,
+    TrainqError,
+    Unavailable,
+    WaitTimeout,
+)
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import parse_ids
 from trainq.jobs.status import JobStatus
@@ -77,20 +85,23 @@ def submit(
         "datasets": dataset or None,
     }
     spec = {key: value for key, value in values.items() if value is not None}
-    try:
-        if env:
-            spec["env"] = _parse_env(env)
-        spec |= _gpu_request(gpus, gpu_ids)
-        job_id = client.submit(spec)
-        log.info("submitted job %s", job_id)
-    except SpecError as exc:
-        raise fail(str(exc), 2) from None
-    except TrainqError as exc:
-        raise fail(str(exc), 1) from None
-    if not wait:
-        _emit(client.get_job(job_id), as_json, brief=True)
-        return
-    record = _wait(job_id, live=not as_json)
+    with open_jobs() as jobs:
+        try:
+            if env:
+                spec["env"] = _parse_env(env)
+            spec |= _gpu_request(gpus, gpu_ids)
+            job_id = jobs.submit(spec)
+            log.info("submitted job %s", job_id)
+        except SpecError as exc:
+            raise fail(str(exc), 2) from None
+        except Unavailable:
+            raise  # exit 3: main says what does not answer
+        except TrainqError as exc:
+            raise fail(str(exc), 1) from None
+        if not wait:
+            _emit(jobs.get_job(job_id), as_json, brief=True)
+            return
+        record = _wait(jobs, job_id, live=not as_json)
     _emit(record, as_json)
     raise typer.Exit(0 if record.status == JobStatus.SUCCEEDED else 1)
 
@@ -104,11 +115,15 @@ def status(
     as_json: RecordAsJson = False,
 ) -> None:
     """Show one job."""
-    try:
-        record = _wait(job_id, live=not as_json) if watch else client.get_job(job_id)
-    except JobNotFound as exc:
-        raise fail(str(exc), 1) from None
-    _emit(record, as_json, waiting=None if as_json else client.waiting_reason(record))
+    with open_jobs() as jobs:
+        try:
+            if watch:  # until it is final: then it waits for nothing
+                record, waiting = _wait(jobs, job_id, live=not as_json), None
+            else:
+                record, waiting = jobs.describe(job_id)
+        except JobNotFound as exc:
+            raise fail(str(exc), 1) from None
+    _emit(record, as_json, waiting=None if as_json else waiting)
 
 
 @cli.command()
@@ -121,11 +136,12 @@ def cancel(
 ) -> None:
     """Cancel a job: a queued one never starts, a running one is stopped first."""
     try:
-        record = client.cancel(job_id)
-        if wait and not record.status.is_terminal:
-            settings = get_settings()
-            # The supervisor stops the container (SIGTERM, grace, SIGKILL), then records.
-            record = client.wait_for(job_id, timeout_s=settings.stop_grace_s + 60)
+        with open_jobs() as jobs:
+            record = jobs.cancel(job_id)
+            if wait and not record.status.is_terminal:
+                settings = get_settings()
+                # The supervisor stops the container (SIGTERM, grace, SIGKILL), then records.
+                record = jobs.wait_for(job_id, timeout_s=settings.stop_grace_s + 60)
     except (JobNotFound, AlreadyFinished) as exc:
         raise fail(str(exc), 1) from None
     except WaitTimeout as exc:
@@ -135,10 +151,10 @@ def cancel(
         raise fail(f"job {job_id} ended {record.status} before the cancel took effect", 1)
 
 
-def _wait(job_id: str, live: bool) -> JobRecord:
+def _wait(jobs: Jobs, job_id: str, live: bool) -> JobRecord:
     view = ProgressView(out if live else err, job_id)
     with view:
-        return client.wait_for(job_id, on_update=view.update)
+        return jobs.wait_for(job_id, on_update=view.update)
 
 
 def _emit(

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from trainq import client
 from trainq.cli.app import cli, fail, out
+from trainq.cli.backend import open_jobs
 from trainq.cli.render import clock
 from trainq.jobs.status import JobStatus
 
@@ -19,13 +19,15 @@ def list_(
     status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after this cursor")] = None,
+    owner: Annotated[str | None, typer.Option(help="Only jobs this user submitted")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON")] = False,
 ) -> None:
     """List jobs, newest first."""
-    try:
-        page = client.list_jobs(status=status, limit=limit, cursor=cursor)
-    except ValueError as exc:
-        raise fail(str(exc), 2) from None
+    with open_jobs() as jobs:
+        try:
+            page = jobs.list_jobs(status, limit, cursor, owner)
+        except ValueError as exc:
+            raise fail(str(exc), 2) from None
     if as_json:
         payload = {
             "jobs": [r.model_dump(mode="json") for r in page.records],
@@ -35,7 +37,7 @@ def list_(
         return
     table = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold")
     table.add_column("id", no_wrap=True, min_width=36)
-    for column in ("status", "epoch", "loss", "tries", "created"):
+    for column in ("status", "owner", "epoch", "loss", "tries", "created"):
         table.add_column(column, no_wrap=True)
     table.add_column("name", overflow="fold")
     for r in page.records:
@@ -43,6 +45,7 @@ def list_(
         table.add_row(
             r.id,
             r.status.value,
+            r.owner or "",
             f"{p.epoch}/{p.epochs}" if p.epoch is not None else "",
             f"{p.loss:.4f}" if p.loss is not None else "",
             str(len(r.attempts)),
@@ -51,4 +54,7 @@ def list_(
         )
     out.print(table)
     if page.next_cursor:
-        out.print(f"more: trainq list --cursor {page.next_cursor}", highlight=False)
+        same = [f"--status {status.value}"] if status else []
+        same += [f"--owner {owner}"] if owner else []
+        more = " ".join(["more: trainq list", *same, f"--cursor {page.next_cursor}"])
+        out.print(more, highlight=False)

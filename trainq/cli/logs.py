@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
-from trainq import client, connections
-from trainq.artifacts.logs import archived_lines
 from trainq.cli.app import cli, err, fail
-from trainq.config import get_settings
+from trainq.cli.backend import open_jobs
 from trainq.errors import JobNotFound
 from trainq.logs import reader
 from trainq.logs.format import encode
 from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
-from trainq.store.paging import every_job
 
 
 @cli.command("logs")
@@ -43,45 +39,36 @@ def show_logs(
         )
     except (re.error, ValueError) as exc:
         raise fail(f"invalid option: {exc}", 2) from None
-    stream = connections.log_stream()
-    archives = reader.failing_soft(_archived, _store_failed)
     if job_id is None:
         if pattern is None:
             raise fail("name a job, or search every job with --grep REGEX", 2)
-        records = every_job(connections.records())
-        for line in reader.search(records, stream, pattern, archives):
-            _print_line(line, as_json, prefix=f"{line.job_id} [{line.attempt}] ")
+        with open_jobs() as jobs:
+            for line in jobs.search_lines(pattern, _archive_failed):
+                _print_line(line, as_json, prefix=f"{line.job_id} [{line.attempt}] ")
         return
-    try:
-        record = client.get_job(job_id)
-    except JobNotFound as exc:
-        raise fail(str(exc), 1) from None
-    sources = LogSources()
-    archive = reader.of_job(archives, job_id)
-    if follow_:
-        lines = reader.follow(
-            record,
-            stream,
-            query,
-            lambda: client.get_job(job_id).status.is_terminal,
-            archive=archive,
-            sources=sources,
+    with open_jobs() as jobs:
+        try:
+            record = jobs.get_job(job_id)
+        except JobNotFound as exc:
+            raise fail(str(exc), 1) from None
+        sources = LogSources()
+        lines = jobs.job_lines(
+            record, query, follow=follow_, sources=sources, archive_failed=_archive_failed
         )
-    else:
-        lines = reader.job_lines(record, stream, query, archive, sources)
-    shown_attempt = None
-    for line in lines:
-        if line.attempt != shown_attempt and attempt is None and not as_json:
-            if shown_attempt is not None or len(record.attempts) > 1:
-                err.print(f"── attempt {line.attempt} ──", highlight=False)
-            shown_attempt = line.attempt
-        _print_line(line, as_json)
+        shown_attempt = None
+        for line in lines:
+            if line.attempt != shown_attempt and attempt is None and not as_json:
+                if shown_attempt is not None or len(record.attempts) > 1:
+                    err.print(f"── attempt {line.attempt} ──", highlight=False)
+                shown_attempt = line.attempt
+            _print_line(line, as_json)
+        host = jobs.log_file_host
     if sources.used and sources.used != ["stream"]:
         _note(f"[lines from: {', '.join(sources.used)}]")
     if sources.missing:
         counts = ", ".join(f"{n} of attempt {a}" for a, n in sorted(sources.missing.items()))
         _note(f"[lines missing: {counts}: trimmed from the job's stream, and no log file "
-              "on this host nor archive holds them]")  # fmt: skip
+              f"on {host} nor archive holds them]")  # fmt: skip
 
 
 def _print_line(line: LogLine, as_json: bool, prefix: str = "") -> None:
@@ -91,15 +78,8 @@ def _print_line(line: LogLine, as_json: bool, prefix: str = "") -> None:
         print(prefix + line.line)
 
 
-def _archived(job_id: str, attempt: int) -> Iterator[str] | None:
-    """The attempt's archived log in the artifact store."""
-    return archived_lines(connections.artifact_store(), job_id, attempt)
-
-
-def _store_failed(exc: Exception) -> None:
-    store = connections.shown_url(get_settings().artifact_location)
-    _note(f"[the artifact store {store} could not be read ({exc}); showing the lines found "
-          "elsewhere]")  # fmt: skip
+def _archive_failed(clause: str) -> None:
+    _note(f"[{clause}; showing the lines found elsewhere]")
 
 
 def _note(text: str) -> None:

@@ -1,0 +1,175 @@
+"""Jobs through the REST API: what :mod:`trainq.client` does against Redis, over HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from trainq.errors import JobNotFound, TrainqError, WaitTimeout
+from trainq.jobs.record import Artifact, JobRecord
+from trainq.jobs.status import JobStatus
+from trainq.logs.joining import LogSources
+from trainq.logs.reader import LogQuery
+from trainq.logs.stream import LogLine
+from trainq.remote import artifacts, logs
+from trainq.remote.http import ApiClient, job_path
+from trainq.store.protocols import JobPage
+
+# The API's largest page (GET /train?limit=); a longer list is read page by page.
+PAGE_LIMIT = 500
+M = TypeVar("M", bound=BaseModel)
+
+
+class Identity(BaseModel):
+    """Whom the token names (GET /me)."""
+
+    name: str
+    admin: bool
+
+
+class _Accepted(BaseModel):
+    id: str
+
+
+class RemoteJobs:
+    """Submit, read, list, wait for and cancel jobs, read their logs and fetch their
+    artifacts, through the API that ``api`` talks to."""
+
+    def __init__(self, api: ApiClient, poll_interval_s: float = 0.5) -> None:
+        self.api = api
+        self.poll_interval_s = poll_interval_s
+
+    @property
+    def url(self) -> str:
+        return self.api.url
+
+    def me(self) -> Identity:
+        try:
+            data = self.api.fetch("GET", "/me")
+        except JobNotFound:
+            raise TrainqError(f"the API at {self.url} has no /me: is it trainq's?") from None
+        return parsed(Identity, data, self.url)
+
+    def submit(self, values: Mapping[str, Any]) -> str:
+        """POST /train; the job id (the first job of an idempotency key already used)."""
+        return parsed(_Accepted, self.api.fetch("POST", "/train", json=dict(values)), self.url).id
+
+    def get_job(self, job_id: str) -> tuple[JobRecord, str | None]:
+        """The record, and why it waits while it is queued."""
+        data = self.api.fetch("GET", job_path(job_id))
+        return parsed(JobRecord, data, self.url), _waiting(data)
+
+    def list_jobs(
+        self,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        owner: str | None = None,
+    ) -> JobPage:
+        """Up to ``limit`` jobs newest first, in as many of the API's pages as it takes."""
+        records: list[JobRecord] = []
+        while True:
+            params = {
+                "status": status.value if status else None,
+                "limit": min(limit - len(records), PAGE_LIMIT),
+                "cursor": cursor,
+                "owner": owner,
+            }
+            jobs, cursor = _page(self.api.fetch("GET", "/train", params=params), self.url)
+            records += [parsed(JobRecord, job, self.url) for job in jobs]
+            if cursor is None or len(records) >= limit:
+                return JobPage(records=records, next_cursor=cursor)
+
+    def every_job(self) -> Iterator[JobRecord]:
+        """Every job the token may see, newest first, page by page."""
+        cursor = None
+        while True:
+            page = self.list_jobs(limit=PAGE_LIMIT, cursor=cursor)
+            yield from page.records
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """DELETE /train/{id}: the record right after (AlreadyFinished: 409)."""
+        return parsed(JobRecord, self.api.fetch("DELETE", job_path(job_id)), self.url)
+
+    def wait_for(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobRecord], None] = lambda _: None,
+        timeout_s: float | None = None,
+    ) -> JobRecord:
+        """Poll the job until it is final; ``on_update`` sees each new version.
+        :class:`~trainq.errors.WaitTimeout` after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen = -1.0
+        while True:
+            record, _ = self.get_job(job_id)
+            if record.updated_at != seen:
+                seen = record.updated_at
+                on_update(record)
+            if record.status.is_terminal:
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"job {job_id} still {record.status} after {timeout_s} s")
+            time.sleep(self.poll_interval_s)
+
+    def log_lines(
+        self,
+        job_id: str,
+        query: LogQuery,
+        *,
+        follow: bool = False,
+        sources: LogSources | None = None,
+        archive_failed: Callable[[str], None] = lambda _: None,
+    ) -> Iterator[LogLine]:
+        """The job's lines that ``query`` keeps, as :func:`trainq.logs.reader.job_lines`
+        (or, following, :func:`~trainq.logs.reader.follow`) gives them."""
+        got = sources if sources is not None else LogSources()
+        if follow:
+            return logs.follow(self.api, job_id, query, got, archive_failed)
+        return logs.job_lines(self.api, job_id, query, got, archive_failed)
+
+    def search_logs(
+        self, pattern: re.Pattern[str], archive_failed: Callable[[str], None] = lambda _: None
+    ) -> Iterator[LogLine]:
+        """Every line of every job that matches ``pattern``, job by job."""
+        return logs.search(self.api, self.every_job(), pattern, archive_failed)
+
+    def artifacts(self, job_id: str) -> list[Artifact]:
+        return artifacts.listed(self.api, job_id)
+
+    def download(self, job_id: str, path: str, target: Path) -> None:
+        """The artifact's bytes into ``target`` (whole, or not at all)."""
+        artifacts.download(self.api, job_id, path, target)
+
+
+def parsed(model: type[M], data: Any, url: str) -> M:
+    """``data`` as ``model``; TrainqError naming the API at ``url`` if it is not one."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise TrainqError(
+            f"the API at {url} answered something trainq cannot read as a "
+            f"{model.__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
+
+
+def _waiting(data: Any) -> str | None:
+    waiting = data.get("waiting") if isinstance(data, dict) else None
+    return waiting if isinstance(waiting, str) else None
+
+
+def _page(data: Any, url: str) -> tuple[list[Any], str | None]:
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    cursor = data.get("next_cursor") if isinstance(data, dict) else None
+    if not isinstance(jobs, list) or not isinstance(cursor, str | None):
+        raise TrainqError(f"the API at {url} answered GET /train with no page of jobs")
+    return jobs, cursor
