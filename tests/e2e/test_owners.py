@@ -146,3 +146,41 @@ def test_no_token_appears_in_any_log_or_audit_line(team: Team) -> None:
     for token in [*team.tokens.values(), "owners-admin"]:
         secret = token.rsplit("_", 1)[-1]
         assert not any(secret in text for text in texts), "a token is in a log file"
+
+
+def test_an_admin_reads_who_did_what_in_the_audit_trail(team: Team) -> None:
+    alice = _name(team, "alice")
+    with team.client("alice") as client:
+        job_id = client.post("/train", json={"epochs": 1}).json()["id"]
+        assert client.get("/audit").status_code == 403  # not an admin
+    admin = httpx.Client(
+        base_url=team.url, headers={"Authorization": "Bearer owners-admin"}, timeout=30
+    )
+
+    def entry() -> dict[str, Any] | None:
+        entries = admin.get("/audit", params={"limit": 500}).json()["entries"]
+        return next((e for e in entries if e["target"] == job_id), None)
+
+    with admin:
+        found = wait_until(entry, 10, "the submit in GET /audit")
+    assert found is not None
+    assert (found["actor"], found["action"], found["answer"]) == (alice, "submit", 202)
+    assert found["address"] == "127.0.0.1" and found["token_id"]
+
+
+def test_over_its_rate_a_token_gets_429_with_retry_after(redis_server: str, tmp_path: Path) -> None:
+    tokens = _users("rita", "sam")
+    env = {"TRAINQ_API_RATE_PER_S": "0.5", "TRAINQ_API_RATE_BURST": "3"}
+    server = ApiServer(tmp_path / "api.log", env, cwd=REPO).start()
+    try:
+        team = Team(server.url, tokens)
+        with team.client("rita") as rita, team.client("sam") as sam:
+            answers = [rita.get("/me").status_code for _ in range(4)]
+            assert answers == [200, 200, 200, 429]
+            refused = rita.get("/me")
+            assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+            assert "per second per token" in refused.json()["detail"]
+            assert sam.get("/me").status_code == 200  # another token, another bucket
+            assert httpx.get(f"{server.url}/health").status_code in (200, 503)  # not limited
+    finally:
+        server.stop()
