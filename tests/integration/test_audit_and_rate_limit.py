@@ -19,12 +19,12 @@ import redis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
 
 from trainq import connections
-from trainq.api import auditing
 from trainq.api.auditing import AuditMiddleware
 from trainq.api.auth import Authenticate, Caller, current_principal
 from trainq.api.ratelimit import GCRA_SCRIPT, Gcra, RateLimit, bucket_key
 from trainq.api.routes import audit
 from trainq.audit.trail import AuditEntry
+from trainq.audit.writer import AuditWriter
 from trainq.config import Settings
 from trainq.errors import NotAuthenticated
 from trainq.testing import wait_until
@@ -67,11 +67,13 @@ def settings_for(url: str, prefix: str, tmp_path: Path, **values: Any) -> Settin
     return Settings(redis_url=url, key_prefix=prefix, **values)
 
 
-def closed_port_url() -> str:
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    """A Redis URL whose port refuses every connection: bound, never listening, and held
+    for the test (a port merely closed could be taken by another test's server)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
 
 
 class Tokens:
@@ -126,7 +128,8 @@ def make_app(settings: Settings) -> FastAPI:
 
     app.include_router(jobs)
     app.include_router(audit.router(settings))
-    app.add_middleware(AuditMiddleware, settings=settings)
+    app.state.audit_writer = AuditWriter(lambda: connections.audit_trail(settings))
+    app.add_middleware(AuditMiddleware, settings=settings, writer=app.state.audit_writer)
     app.add_middleware(RateLimit, settings=settings)
     return app
 
@@ -161,7 +164,8 @@ class Api:
                 return await api.request(method, path, **kwargs)
 
         answer = anyio.run(call)
-        assert auditing.flush(), "audit entries still unwritten after 5 s"
+        writer: AuditWriter = self._app.state.audit_writer  # type: ignore[attr-defined]
+        assert writer.flush(30), "audit entries still unwritten after 30 s"
         return answer
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -292,8 +296,10 @@ def test_health_and_the_docs_are_not_limited(
         assert [api.get("/audit").status_code for _ in range(2)] == [401, 429]
 
 
-def test_while_redis_is_down_requests_go_through(tmp_path: Path, prefix: str) -> None:
-    settings = settings_for(closed_port_url(), prefix, tmp_path, api_rate_per_s=0.5)
+def test_while_redis_is_down_requests_go_through(
+    tmp_path: Path, prefix: str, closed_port_url: str
+) -> None:
+    settings = settings_for(closed_port_url, prefix, tmp_path, api_rate_per_s=0.5)
     with Api(make_app(settings)) as api:
         started = time.monotonic()
         answers = [api.get("/train/j1", headers=bearer(ALICE_TOKEN)) for _ in range(3)]
@@ -302,13 +308,13 @@ def test_while_redis_is_down_requests_go_through(tmp_path: Path, prefix: str) ->
 
 
 def test_a_rate_of_zero_never_asks_redis(
-    tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch, closed_port_url: str
 ) -> None:
     def no_redis(*_: object) -> redis.Redis:
         raise AssertionError("the rate limit asked Redis")
 
     monkeypatch.setattr(connections, "client", no_redis)
-    settings = settings_for(closed_port_url(), prefix, tmp_path, api_rate_per_s=0)
+    settings = settings_for(closed_port_url, prefix, tmp_path, api_rate_per_s=0)
     with Api(make_app(settings)) as api:
         answers = [api.get("/train/j1", headers=bearer(ALICE_TOKEN)) for _ in range(20)]
     assert {a.status_code for a in answers} == {200}
@@ -394,10 +400,15 @@ def test_a_route_that_fails_is_recorded_as_500(
 
 @pytest.mark.parametrize("where", ["redis down", "log dir unwritable"])
 def test_a_failure_to_record_is_logged_and_changes_no_answer(
-    redis_server: str, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str
+    redis_server: str,
+    prefix: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+    closed_port_url: str,
 ) -> None:
     if where == "redis down":
-        settings = settings_for(closed_port_url(), prefix, tmp_path)
+        settings = settings_for(closed_port_url, prefix, tmp_path)
     else:
         (tmp_path / "a-file").write_text("")
         settings = settings_for(redis_server, prefix, tmp_path, log_dir=tmp_path / "a-file")

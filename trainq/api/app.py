@@ -25,6 +25,7 @@ from trainq.api.auth import Authenticate
 from trainq.api.limits import BodyLimit
 from trainq.api.ratelimit import RateLimit
 from trainq.api.routes import artifacts, audit, cluster, jobs, logs, users
+from trainq.audit.writer import AuditWriter
 from trainq.config import Settings, get_settings
 from trainq.errors import (
     AlreadyFinished,
@@ -90,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(SpecError, _spec_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
-    app.add_middleware(AuditMiddleware, settings=settings)
+    app.state.audit_writer = AuditWriter(lambda: connections.audit_trail(settings))
+    app.add_middleware(AuditMiddleware, settings=settings, writer=app.state.audit_writer)
     # Outermost: a refused request costs one Redis call and is not audited.
     app.add_middleware(RateLimit, settings=settings)
     return app

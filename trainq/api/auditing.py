@@ -48,23 +48,13 @@ MAX_ERROR_BODY_BYTES = 4096
 MAX_DETAIL_CHARS = 300
 
 
-# Every middleware's writer in this process, for :func:`flush`.
-_writers: list[AuditWriter] = []
-
-
-def flush(timeout_s: float = 5.0) -> bool:
-    """Wait until every audit entry this process was handed is recorded (or given up on)."""
-    return all([writer.flush(timeout_s) for writer in _writers])
-
-
 class AuditMiddleware:
     """ASGI middleware: records an :class:`AuditEntry` for each state-changing request."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, writer: AuditWriter | None = None) -> None:
         self.app = app
         self.settings = settings
-        self.writer = AuditWriter(lambda: connections.audit_trail(settings))
-        _writers.append(self.writer)
+        self.writer = writer or AuditWriter(lambda: connections.audit_trail(settings))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in AUDITED_METHODS:
