@@ -27,6 +27,7 @@ from trainq.audit.trail import AuditEntry
 from trainq.audit.writer import AuditWriter
 from trainq.config import Settings
 from trainq.errors import NotAuthenticated
+from trainq.store.rates import Rate
 from trainq.testing import wait_until
 from trainq.users.model import Principal
 
@@ -79,7 +80,7 @@ def closed_port_url() -> Iterator[str]:
 class Tokens:
     """The user store as Authenticate asks it: two users' tokens."""
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
         if token in PRINCIPALS:
             return PRINCIPALS[token]
         raise NotAuthenticated("unknown or revoked token")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.unit import test_user_rates as rates_contract
 from tests.unit import test_users as contract
 from tests.unit.test_users import FakeClock
 from trainq.errors import UserExists
@@ -21,13 +22,14 @@ from trainq.users.store import RedisUsers
 pytestmark = pytest.mark.integration
 
 # Every store contract test, collected here again with this module's `users` fixture.
-globals().update(
-    {
-        n: getattr(contract, n)
-        for n in dir(contract)
-        if n.startswith("test_") and "users" in getattr(contract, n).__code__.co_varnames
-    }
-)
+for module in (contract, rates_contract):
+    globals().update(
+        {
+            n: getattr(module, n)
+            for n in dir(module)
+            if n.startswith("test_") and "users" in getattr(module, n).__code__.co_varnames
+        }
+    )
 
 
 @pytest.fixture

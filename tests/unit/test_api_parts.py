@@ -20,6 +20,7 @@ from trainq.jobs.record import Attempt, JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
 from trainq.store import totals as tally
+from trainq.store.rates import Rate
 from trainq.users.model import DEV_USER, ENV_TOKEN_USER, Principal
 
 
@@ -30,7 +31,7 @@ def bearer(token: str) -> HTTPAuthorizationCredentials:
 class Users:
     """A user store that knows one token."""
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
         if token == "tq_user":
             return Principal("alice", admin=False, token_id="t1")
         raise NotAuthenticated("unknown or revoked token")

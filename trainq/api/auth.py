@@ -10,6 +10,7 @@ may then do is :mod:`trainq.users.access`'s table; :func:`job_access` applies it
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from typing import Annotated, Protocol
 
@@ -18,8 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from trainq import connections
 from trainq.config import Settings
-from trainq.errors import JobNotFound, NotAuthenticated
+from trainq.errors import JobNotFound, NotAuthenticated, RateLimited
 from trainq.jobs.record import JobRecord
+from trainq.store.rates import Rate
 from trainq.users.access import Action, decide, refusal
 from trainq.users.model import DEV_USER, ENV_TOKEN_USER, Principal
 
@@ -31,8 +33,9 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_scheme)]
 
 
 class Tokens(Protocol):
-    def authenticate(self, token: str) -> Principal:
-        """The token's principal, or :class:`NotAuthenticated` saying why not."""
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
+        """The token's principal, or :class:`NotAuthenticated` saying why not; with
+        ``rate``, :class:`RateLimited` for a request over it."""
 
 
 class Authenticate:
@@ -44,6 +47,9 @@ class Authenticate:
         self._settings = settings
         self._admin_tokens = [token.encode() for token in settings.api_token_list]
         self._users = users or (lambda: connections.users(settings))
+        per_s, burst = settings.api_rate_per_s, settings.api_rate_burst
+        # A user's request is counted where its token is checked, in the same round trip.
+        self._rate = Rate(per_s, burst) if per_s > 0 else None
 
     def __call__(self, request: Request, credentials: Credentials) -> Principal:
         principal = self._principal(credentials)
@@ -60,9 +66,12 @@ class Authenticate:
         if any([hmac.compare_digest(given, token) for token in self._admin_tokens]):
             return Principal(ENV_TOKEN_USER, admin=True)
         try:
-            return self._users().authenticate(credentials.credentials)
+            return self._users().authenticate(credentials.credentials, self._rate)
         except NotAuthenticated as exc:
             raise unauthorized(str(exc)) from None
+        except RateLimited as exc:
+            wait_s = str(max(1, math.ceil(exc.retry_after_s)))
+            raise HTTPException(429, str(exc), headers={"Retry-After": wait_s}) from None
 
 
 def current_principal(request: Request, credentials: Credentials) -> Principal:

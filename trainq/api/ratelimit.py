@@ -1,14 +1,12 @@
-"""A per-token request rate limit, shared by every API process through Redis.
+"""A per-token request rate limit, shared by every API process through Redis (GCRA:
+:mod:`trainq.store.rates`), one Lua call per request.
 
-GCRA (the generic cell rate algorithm): each bucket keeps one number in Redis, the
-*theoretical arrival time* of its next request. A request is let through while that
-time is less than ``burst`` emission intervals ahead of now, and pushes it one
-interval on; so ``burst`` requests pass at once, then one per interval. One Lua call
-per request reads and moves it atomically, on Redis's clock (hosts' clocks do not
-matter), and the key expires once the bucket is full again.
-
-A request with a bearer token is counted against the token (its SHA-256, never the
-token); one without, against its client address. While Redis does not answer the
+A user's token (``tq_…``) is counted by the token check itself, in the same round trip
+that reads the token (:class:`~trainq.api.auth.Authenticate`), and only once its
+secret matched: nobody drains another user's bucket with their token id. This
+middleware counts the other requests: one with another bearer token (an admin token
+from TRAINQ_API_TOKENS, or a wrong one) against the token's SHA-256 (never the token),
+one without a token against its client address. While Redis does not answer the
 request goes through unlimited: the route it reaches answers ``503`` by itself.
 """
 
@@ -27,6 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainq import connections
 from trainq.config import Settings
+from trainq.errors import NotAuthenticated
+from trainq.store.rates import GCRA_LUA
+from trainq.users import tokens
 
 logger = logging.getLogger("trainq.api")
 
@@ -34,25 +35,7 @@ logger = logging.getLogger("trainq.api")
 EXEMPT_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 
 # KEYS[1]: the bucket. ARGV[1]: the emission interval (µs), ARGV[2]: the burst.
-# Answers {1, 0} (let through) or {0, µs until the next request would pass}.
-GCRA_SCRIPT = """
-local now_t = redis.call('TIME')
-local now_us = tonumber(now_t[1]) * 1000000 + tonumber(now_t[2])
-local interval_us = tonumber(ARGV[1])
-local tolerance_us = interval_us * (tonumber(ARGV[2]) - 1)
-local tat_us = tonumber(redis.call('GET', KEYS[1]) or now_us)
-if tat_us < now_us then
-  tat_us = now_us
-end
-local allowed_at_us = tat_us - tolerance_us
-if now_us < allowed_at_us then
-  return {0, math.ceil(allowed_at_us - now_us)}
-end
-local next_tat_us = tat_us + interval_us
-local idle_ms = math.ceil((next_tat_us - now_us) / 1000) + 1
-redis.call('SET', KEYS[1], string.format('%d', next_tat_us), 'PX', idle_ms)
-return {1, 0}
-"""
+GCRA_SCRIPT = GCRA_LUA + "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
 
 
 @dataclass(frozen=True)
@@ -99,6 +82,19 @@ def bucket_key(settings: Settings, scope: Scope) -> str:
     return prefix + "addr:" + (client[0] if client else "unknown")
 
 
+def _user_token(scope: Scope) -> bool:
+    """Whether the request carries a user's token (well formed: its check counts it)."""
+    authorization = dict(scope["headers"]).get(b"authorization", b"")
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    try:
+        tokens.parse(token.strip().decode("ascii"))
+    except (NotAuthenticated, UnicodeDecodeError):
+        return False
+    return True
+
+
 class RateLimit:
     """ASGI middleware: a request over its bucket's rate gets ``429`` and ``Retry-After``.
 
@@ -113,6 +109,9 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._limit is None or scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if _user_token(scope):  # counted where it is checked (trainq.api.auth)
             await self.app(scope, receive, send)
             return
         bucket = bucket_key(self.settings, scope)

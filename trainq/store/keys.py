@@ -107,6 +107,10 @@ class Keys:
         """Hash: a token's user, sha256, created_at, last_used_at and revoked flag."""
         return f"{self.prefix}token:{token_id}"
 
+    def token_rate(self, token_id: str) -> str:
+        """String with a TTL: the token's request rate bucket (trainq.store.rates)."""
+        return f"{self.prefix}rate:token:{token_id}"
+
     def user_tokens(self, name: str) -> str:
         """Set: the ids of a user's tokens."""
         return f"{self.prefix}user-tokens:{name}"

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from trainq.errors import NotAuthenticated, UserExists, UserNotFound
+from trainq.store.rates import MemoryBuckets, Rate
 from trainq.users import tokens
 from trainq.users.model import IssuedToken, Principal, TokenInfo, User
 from trainq.users.protocols import (
@@ -15,6 +16,7 @@ from trainq.users.protocols import (
     UNKNOWN_TOKEN,
     check_name,
     name_taken,
+    over_rate,
     token_not_found,
     user_not_found,
 )
@@ -28,6 +30,7 @@ class MemoryUsers:
         self._users: dict[str, User] = {}
         self._tokens: dict[str, TokenInfo] = {}
         self._digests: dict[str, str] = {}  # token id -> sha256 of its secret
+        self._buckets = MemoryBuckets()  # request rates by token id
         self._lock = threading.Lock()
 
     def add(self, name: str, admin: bool = False) -> tuple[User, IssuedToken]:
@@ -74,7 +77,7 @@ class MemoryUsers:
     def enable(self, name: str) -> User:
         return self._set_disabled(name, False)
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
         token_id, secret = tokens.parse(token)
         now = self._clock()
         with self._lock:
@@ -90,6 +93,9 @@ class MemoryUsers:
             last = info.last_used_at
             if last is None or now - last >= LAST_USED_RESOLUTION_S:
                 self._tokens[token_id] = info.model_copy(update={"last_used_at": now})
+            wait_s = self._buckets.take(token_id, rate, now) if rate is not None else 0.0
+        if rate is not None and wait_s:
+            raise over_rate(rate, wait_s)
         return Principal(user.name, admin=user.admin, token_id=token_id)
 
     def _user(self, name: str) -> User:

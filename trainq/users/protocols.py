@@ -7,10 +7,13 @@ Implemented in Redis (:mod:`trainq.users.store`) and in memory for unit tests
 from __future__ import annotations
 
 import builtins
+import math
 import re
 from typing import Protocol
 
 from trainq.config import USER_NAME_PATTERN
+from trainq.errors import RateLimited
+from trainq.store.rates import Rate
 from trainq.users.model import IssuedToken, Principal, TokenInfo, User
 from trainq.users.tokens import is_token_id
 
@@ -48,9 +51,11 @@ class UserStore(Protocol):
     def enable(self, name: str) -> User:
         """Accept ``name``'s live tokens again; UserNotFound."""
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
         """Whom ``token`` acts for; NotAuthenticated (never quoting the token) when it is
-        malformed, unknown, revoked, or its user is disabled."""
+        malformed, unknown, revoked, or its user is disabled. With ``rate``, the request
+        is counted against the token's bucket in the same round trip, and one over it
+        raises RateLimited (with the seconds to wait)."""
 
 
 def check_name(name: str) -> None:
@@ -74,3 +79,13 @@ def token_not_found(token_id: str) -> str:
     if not is_token_id(token_id):  # perhaps a whole token: never echo it
         return "no token with that id: a token id is 16 hex digits (trainq users tokens)"
     return f"no token with id {token_id}"
+
+
+def over_rate(rate: Rate, retry_after_s: float) -> RateLimited:
+    """The refusal of a request over its token's rate."""
+    wait_s = max(1, math.ceil(retry_after_s))
+    return RateLimited(
+        f"too many requests: the limit is {rate.per_s:g} per second per token, bursts of "
+        f"{rate.burst}; retry after {wait_s} s",
+        retry_after_s,
+    )

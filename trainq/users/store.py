@@ -13,13 +13,14 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import redis
 from redis.client import Pipeline
 
 from trainq.errors import NotAuthenticated, UserExists, UserNotFound
 from trainq.store.keys import Keys
+from trainq.store.rates import GCRA_LUA, Rate
 from trainq.users import tokens
 from trainq.users.model import IssuedToken, Principal, TokenInfo, User
 from trainq.users.protocols import (
@@ -27,6 +28,7 @@ from trainq.users.protocols import (
     UNKNOWN_TOKEN,
     check_name,
     name_taken,
+    over_rate,
     token_not_found,
     user_not_found,
 )
@@ -59,13 +61,27 @@ return redis.call('HGETALL', KEYS[1])
 """
 # The token's fields and its user's JSON ('' if none) in one round trip. The user's key
 # is built here from ARGV[1] (Keys.user's prefix) and the token's user: a key the
-# script does not declare, which a single Redis (trainq's) allows.
-_AUTHENTICATE = """
+# script does not declare, which a single Redis (trainq's) allows. With a rate
+# (ARGV[3] interval µs, ARGV[4] burst), the request is also counted against the token's
+# bucket (KEYS[2]) when the secret's digest (ARGV[2]) is the stored one, the token is
+# live and its user enabled: {fields, user, allowed, µs to wait}. (Lua strings are
+# interned: == compares them in constant time; Python checks the digest again.)
+_AUTHENTICATE = (
+    GCRA_LUA
+    + """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {} end
-local user = redis.call('HGET', KEYS[1], 'user')
-return {fields, redis.call('GET', ARGV[1] .. user) or ''}
+local token = {}
+for i = 1, #fields, 2 do token[fields[i]] = fields[i + 1] end
+local user = redis.call('GET', ARGV[1] .. token['user']) or ''
+local verdict = {1, 0}
+if ARGV[3] ~= '' and token['sha256'] == ARGV[2] and token['revoked'] == '0' and user ~= ''
+   and not cjson.decode(user)['disabled'] then
+  verdict = gcra(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+end
+return {fields, user, verdict[1], verdict[2]}
 """
+)
 
 
 class RedisUsers:
@@ -152,12 +168,16 @@ class RedisUsers:
     def enable(self, name: str) -> User:
         return self._set_disabled(name, False)
 
-    def authenticate(self, token: str) -> Principal:
+    def authenticate(self, token: str, rate: Rate | None = None) -> Principal:
         token_id, secret = tokens.parse(token)
         key = self._keys.token(token_id)
+        keys = [key, self._keys.token_rate(token_id)]
+        limit = rate.args if rate is not None else ["", ""]
         found = cast(
-            builtins.list[builtins.list[str] | str],
-            self._authenticate(keys=[key], args=[self._keys.user("")]),
+            builtins.list[Any],
+            self._authenticate(
+                keys=keys, args=[self._keys.user(""), tokens.digest(secret), *limit]
+            ),
         )
         if not found:
             raise NotAuthenticated(UNKNOWN_TOKEN)
@@ -174,6 +194,8 @@ class RedisUsers:
         last = fields.get("last_used_at")
         if last is None or now - float(last) >= LAST_USED_RESOLUTION_S:
             self._redis.hset(key, "last_used_at", repr(now))
+        if rate is not None and not int(found[2]):
+            raise over_rate(rate, int(found[3]) / 1_000_000)
         return Principal(user.name, admin=user.admin, token_id=token_id)
 
     def _new_token(self, name: str) -> tuple[IssuedToken, str]:
