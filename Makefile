@@ -42,7 +42,7 @@ demo:
 test: install lint image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh compose-bin
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 # Style, types, and the layers (import-linter contracts in pyproject.toml).
 lint: install
