@@ -96,6 +96,11 @@ def test_a_direct_client_submits_as_trainq_user(team: Team) -> None:
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == [record["id"]]
+    shown = subprocess.run(
+        [str(BIN / "trainq"), "status", record["id"]],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "direct-dora" in shown.stdout, shown.stdout
 
 
 def test_the_queued_cap_refuses_a_submit_by_api_and_by_cli(

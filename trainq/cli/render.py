@@ -76,6 +76,8 @@ def describe_record(record: JobRecord, waiting: str | None = None) -> Renderable
         summary.add_row("waiting", Text(waiting, style="yellow"))
     if record.spec.name:
         summary.add_row("name", record.spec.name)
+    if record.owner:
+        summary.add_row("owner", record.owner)
     if record.queue:
         summary.add_row("queue", record.queue)
     p = record.progress
