@@ -68,6 +68,14 @@ def settings_for(url: str, prefix: str, tmp_path: Path, **values: Any) -> Settin
     return Settings(redis_url=url, key_prefix=prefix, **values)
 
 
+@pytest.fixture(autouse=True)
+def interactive_patience(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's patience with Redis (it gives up within seconds), whatever an earlier
+    test in this process imported: trainq.worker.task makes a process ride out outages
+    for a minute (trainq.connections.ride_out_outages)."""
+    monkeypatch.setattr(connections, "_patience", [connections.INTERACTIVE])
+
+
 @pytest.fixture
 def closed_port_url() -> Iterator[str]:
     """A Redis URL whose port refuses every connection: bound, never listening, and held
