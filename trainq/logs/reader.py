@@ -179,6 +179,22 @@ def live(
 ) -> Iterator[LogLine]:
     """The stream's lines after entry ``after``, until the job is final and drained;
     not those among the first ``read[attempt]`` of their attempt (read already)."""
+    for line in live_or_idle(job_id, stream, query, is_final, after, block_ms, read):
+        if line is not None:
+            yield line
+
+
+def live_or_idle(
+    job_id: str,
+    stream: LogStream,
+    query: LogQuery,
+    is_final: Callable[[], bool],
+    after: str,
+    block_ms: int = 1000,
+    read: dict[int, int] | None = None,
+) -> Iterator[LogLine | None]:
+    """:func:`live`, and None after each ``block_ms`` that brought no line (so a caller
+    can tell a listener the job is quiet, not gone)."""
     last, read = after, read or {}
     while True:
         final = is_final()  # read before the stream: lines written before it are drained
@@ -191,6 +207,8 @@ def live(
             last = lines[-1].entry_id
         elif final:
             return
+        else:
+            yield None
 
 
 def search(

@@ -131,11 +131,14 @@ class ApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         errors: Errors | None = None,
-        unbounded_reads: bool = False,
+        read_timeout_s: float | None = None,
     ) -> Iterator[httpx.Response]:
-        """The answer as it comes (a follow, a download); ``unbounded_reads``: wait as
-        long as it takes between two chunks (a follow of a quiet job)."""
-        timeout = httpx.Timeout(self.timeout_s, read=None) if unbounded_reads else None
+        """The answer as it comes (a follow, a download); ``read_timeout_s``: how long
+        to wait between two chunks, if not the client's timeout (a follow of a quiet
+        job, whose API sends a keep-alive every 15 s)."""
+        timeout = None
+        if read_timeout_s is not None:
+            timeout = httpx.Timeout(self.timeout_s, read=max(read_timeout_s, self.timeout_s))
         response = self._send(method, path, params, None, errors, stream=True, timeout=timeout)
         try:
             yield response

@@ -50,6 +50,11 @@ def job_lines(
             yield from kept
 
 
+# A follow gives up (exit 3, naming the API) after this long without a byte: the API
+# sends a keep-alive every 15 s while the job is quiet, so only a dead link is this quiet.
+FOLLOW_SILENCE_S = 60.0
+
+
 def follow(
     api: ApiClient, job_id: str, query: LogQuery, sources: LogSources, failed: ArchiveFailed
 ) -> Iterator[LogLine]:
@@ -68,7 +73,7 @@ def follow(
         yield from last
     params = {"follow": "true", "attempt": query.attempt, "tail": None if here else query.tail}
     path = f"{job_path(job_id)}/logs"
-    with api.stream("GET", path, params=params, unbounded_reads=True) as response:
+    with api.stream("GET", path, params=params, read_timeout_s=FOLLOW_SILENCE_S) as response:
         if not skip:
             _note_headers(response, sources, failed)
         for line in _events(response, job_id, api):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Iterator
 from itertools import chain
 from typing import IO, Annotated, Literal
@@ -32,6 +33,9 @@ JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The j
 SOURCES_HEADER = "X-Trainq-Log-Sources"
 MISSING_HEADER = "X-Trainq-Log-Missing"
 ARCHIVE_ERROR_HEADER = "X-Trainq-Log-Archive-Error"
+# A followed job that prints nothing gets an SSE comment this often (the remote CLI
+# gives up on a follow silent for several of these: trainq.remote.logs).
+KEEPALIVE_S = 15.0
 # A joined backlog is spooled in memory up to this size, then in a temporary file.
 _SPOOL_BYTES = 8 * 1024**2
 
@@ -106,7 +110,7 @@ def router(settings: Settings) -> APIRouter:
                 headers=_log_headers(sources, failures),
             )
         spooled = _spool(_line_events(past.lines))
-        lines = reader.live(
+        lines = reader.live_or_idle(
             job_id,
             stream,
             query,
@@ -115,7 +119,7 @@ def router(settings: Settings) -> APIRouter:
             read=past.read,
         )
         return StreamingResponse(
-            chain(_unspool(spooled), _line_events(lines), _end_event(job_id)),
+            chain(_unspool(spooled), _live_events(lines), _end_event(job_id)),
             media_type="text/event-stream",
             headers={
                 "Cache-Control": "no-cache",
@@ -142,6 +146,19 @@ def _line_events(lines: Iterator[LogLine]) -> Iterator[str]:
     for line in lines:
         data = json.dumps({"attempt": line.attempt, "ts": line.ts, "line": line.line})
         yield f"event: line\ndata: {data}\n\n"
+
+
+def _live_events(lines: Iterator[LogLine | None]) -> Iterator[str]:
+    """A ``line`` event per line and, after ``KEEPALIVE_S`` without one, an SSE comment:
+    a client may then give up on a connection that stays silent longer."""
+    quiet_since = time.monotonic()
+    for line in lines:
+        if line is not None:
+            yield from _line_events(iter((line,)))
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
 
 
 def _end_event(job_id: str) -> Iterator[str]:
