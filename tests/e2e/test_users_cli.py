@@ -225,3 +225,50 @@ def test_each_change_is_one_audit_line_without_the_secret(
     every_log = "".join(p.read_text() for p in log_dir.rglob("*") if p.is_file())
     for issued in (token, second):
         assert issued.split("_", 2)[2] not in every_log
+
+
+def test_an_admin_manages_users_through_the_api_without_redis(
+    redis_server: str, prefix: str, tmp_path: Path
+) -> None:
+    """`trainq users` in remote mode: the API's admin routes with the caller's token, no
+    Redis reachable from the CLI, and the API's audit trail records who asked."""
+    from trainq.testing import ApiServer
+
+    server_env = {"TRAINQ_KEY_PREFIX": prefix, "TRAINQ_API_TOKENS": ADMIN,
+                  "TRAINQ_API_RATE_PER_S": "0"}  # fmt: skip
+    server = ApiServer(tmp_path / "api.log", server_env, cwd=REPO).start()
+
+    def remote(token: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "TRAINQ_API_URL": server.url, "TRAINQ_TOKEN": token,
+               "TRAINQ_REDIS_URL": "redis://127.0.0.1:1/0",  # unreachable: the API only
+               "TRAINQ_LOG_DIR": str(tmp_path)}  # fmt: skip
+        return subprocess.run(
+            [str(BIN / "trainq"), "users", *args],
+            capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False,
+        )  # fmt: skip
+
+    try:
+        added = remote(ADMIN, "add", "rae")
+        assert added.returncode == 0, added.stderr
+        token = added.stdout.strip()
+        assert token.startswith("tq_") and server.url in added.stderr
+        listed = remote(ADMIN, "list", "--json")
+        assert "rae" in {u["name"] for u in json.loads(listed.stdout)["users"]}
+        assert remote(ADMIN, "add", "rae").returncode == 1  # taken
+        assert remote(ADMIN, "add", "-bad-").returncode == 2
+        refused = remote(token, "add", "sneaky")  # rae is no admin
+        assert refused.returncode == 1 and "admin" in refused.stderr
+        assert remote(ADMIN, "disable", "rae").returncode == 0
+        assert remote(token, "list").returncode == 1  # a disabled user's token: 401
+        assert remote(ADMIN, "disable", "nobody").returncode == 1
+        audit = subprocess.run(
+            ["curl", "-s", "-H", f"Authorization: Bearer {ADMIN}", f"{server.url}/audit"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        entries = json.loads(audit)["entries"]
+        assert {("users.add", "rae", 201), ("users.update", "rae", 200)} <= {
+            (e["action"], e["target"], e["answer"]) for e in entries
+        }
+        assert token.split("_", 2)[2] not in audit
+    finally:
+        server.stop()

@@ -1,9 +1,12 @@
 """``trainq users``: add users, issue and revoke their API tokens, disable and enable them.
 
-These commands talk to Redis directly: an admin runs them on a host that reaches it.
-Each change (or refusal) is one audit entry, actor ``TRAINQ_USER``, address "local".
-A new token is printed alone on stdout, once; it is never stored, logged or audited.
-Exit codes: 1 no such user or token, or the name is taken; 2 an invalid name.
+On a host that reaches Redis they talk to it directly, and each change (or refusal)
+is one audit entry, actor ``TRAINQ_USER``, address "local". With a remote API (as for
+job commands: TRAINQ_API_URL, or ``trainq login``), they go through its admin routes
+with the caller's token, and the API audits them. A new token is printed alone on
+stdout, once; it is never stored, logged or audited. Exit codes: 1 no such user or
+token, the name is taken, or the caller is no admin; 2 an invalid name; 3 Redis or
+the API does not answer.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from trainq import connections
 from trainq.audit.trail import AuditEntry
 from trainq.cli.app import cli, err, fail, out
 from trainq.cli.render import clock
-from trainq.config import get_settings
-from trainq.errors import UserExists, UserNotFound
+from trainq.config import get_settings, remote_api
+from trainq.errors import ConfigError, UserExists, UserNotFound
+from trainq.remote.http import ApiClient
+from trainq.remote.users import RemoteUsers
 from trainq.users.model import IssuedToken, TokenInfo
+from trainq.users.protocols import UserStore
 from trainq.users.tokens import is_token_id
 
 users_cli = typer.Typer(
@@ -42,7 +48,7 @@ def add(
 ) -> None:
     """Add a user; print their first token (shown only now) alone on stdout."""
     try:
-        user, issued = connections.users().add(name, admin=admin)
+        user, issued = _store().add(name, admin=admin)
     except UserExists as exc:
         raise _refused("users.add", name, exc, code=1, answer=409) from None
     except ValueError as exc:
@@ -56,7 +62,7 @@ def add(
 def token(name: UserName) -> None:
     """Issue another token for a user; print it (shown only now) alone on stdout."""
     try:
-        issued = connections.users().issue(name)
+        issued = _store().issue(name)
     except UserNotFound as exc:
         raise _refused("users.token", name, exc, code=1, answer=404) from None
     _audit("users.token", 200, name, detail="token issued", token_id=issued.info.id)
@@ -69,7 +75,7 @@ def revoke(token_id: Annotated[str, typer.Argument(help="The token's id")]) -> N
     # Never echo a whole token pasted where its id belongs.
     target = token_id if is_token_id(token_id) else "(not a token id)"
     try:
-        info = connections.users().revoke(token_id)
+        info = _store().revoke(token_id)
     except UserNotFound as exc:
         raise _refused("tokens.revoke", target, exc, code=1, answer=404) from None
     _audit("tokens.revoke", 200, info.id, detail=f"token of {info.user} revoked")
@@ -91,7 +97,7 @@ def enable(name: UserName) -> None:
 @users_cli.command("list")
 def list_(as_json: AsJson = False) -> None:
     """Users by name: role, state, how many live tokens, when added."""
-    store = connections.users()
+    store = _store()
     users = store.list()
     live: dict[str, int] = {}
     for info in store.tokens():
@@ -119,7 +125,7 @@ def tokens(
 ) -> None:
     """Tokens, oldest first: id, user, created, last used, revoked (never a secret)."""
     try:
-        infos = connections.users().tokens(name)
+        infos = _store().tokens(name)
     except UserNotFound as exc:
         raise fail(escape(str(exc)), 1) from None
     if as_json:
@@ -133,7 +139,7 @@ def tokens(
 
 def _set_disabled(name: str, disabled: bool) -> None:
     action = "users.disable" if disabled else "users.enable"
-    store = connections.users()
+    store = _store()
     try:
         user = store.disable(name) if disabled else store.enable(name)
     except UserNotFound as exc:
@@ -143,10 +149,24 @@ def _set_disabled(name: str, disabled: bool) -> None:
     out.print(f"user {name} {state}", markup=False, highlight=False)
 
 
+def _store() -> UserStore | RemoteUsers:
+    """Redis's users, or the remote API's (its token must be an admin's)."""
+    settings = get_settings()
+    try:
+        remote = remote_api(settings)
+        if remote is None:
+            return connections.users(settings)
+        return RemoteUsers(ApiClient(*remote, settings.api_timeout_s))
+    except ConfigError as exc:
+        raise fail(escape(str(exc)), 2) from None
+
+
 def _show(issued: IssuedToken, what: str) -> None:
     """The token alone on stdout (``TOKEN=$(trainq users add bob)``); how to use it on
     stderr."""
-    api_url = get_settings().api_url or "<API URL>"
+    settings = get_settings()
+    remote = remote_api(settings)
+    api_url = (remote[0] if remote else settings.api_url) or "<API URL>"
     user = issued.info.user
     err.print(
         f"{what} The token is shown only now: give it to {user}, who runs: "
@@ -163,6 +183,8 @@ def _refused(action: str, target: str, exc: Exception, code: int, answer: int) -
 
 
 def _audit(action: str, answer: int, target: str, detail: str, token_id: str | None = None) -> None:
+    if remote_api(get_settings()) is not None:
+        return  # the API recorded it, with who asked and from where
     entry = AuditEntry(
         actor=get_settings().user,
         action=action,

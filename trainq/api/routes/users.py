@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from trainq import connections
@@ -88,10 +88,11 @@ def router(settings: Settings) -> APIRouter:
         },
         summary="Add a user and issue their first token",
     )
-    def add_user(principal: Caller, body: NewUser) -> NewToken:
+    def add_user(principal: Caller, body: NewUser, response: Response) -> NewToken:
         """The answer holds the user's token: it is shown only now."""
         admin_only(principal)
         user, issued = connections.users(settings).add(body.name, admin=body.admin)
+        response.headers["Location"] = f"/users/{user.name}"
         return _new_token(user, issued)
 
     @api.post(
