@@ -18,7 +18,8 @@ from trainq import client, connections
 from trainq.artifacts.logs import archived_lines
 from trainq.artifacts.outputs import download
 from trainq.cli.app import fail
-from trainq.config import Settings, get_settings, remote_api
+from trainq.config import Settings, get_settings
+from trainq.config.login import remote_api
 from trainq.errors import ArtifactError, ConfigError
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus

@@ -1,7 +1,7 @@
 """``trainq login``, ``logout`` and ``whoami``: which API the job commands go to, as whom.
 
 ``trainq login URL`` checks the token against the API (``GET /me``) and only then saves
-the URL and token, readable by this user alone (:func:`trainq.config.save_login`);
+the URL and token, readable by this user alone (:func:`trainq.config.login.save_login`);
 from then on the job commands go over that API. ``TRAINQ_API_URL`` (with
 ``TRAINQ_TOKEN``) wins over a saved login.
 """
@@ -15,7 +15,8 @@ import typer
 
 from trainq.cli.app import cli, err, fail, out
 from trainq.cli.backend import open_jobs
-from trainq.config import forget_login, get_settings, save_login, saved_login_path
+from trainq.config import get_settings
+from trainq.config.login import forget_login, save_login, saved_login_path
 from trainq.errors import ConfigError, NotAuthenticated
 from trainq.remote import ApiClient, RemoteJobs
 

@@ -22,7 +22,8 @@ from trainq import connections
 from trainq.audit.trail import AuditEntry
 from trainq.cli.app import cli, err, fail, out
 from trainq.cli.render import clock
-from trainq.config import get_settings, remote_api
+from trainq.config import get_settings
+from trainq.config.login import remote_api
 from trainq.errors import ConfigError, UserExists, UserNotFound
 from trainq.remote.http import ApiClient
 from trainq.remote.users import RemoteUsers
