@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trainq.config import (
-    Settings,
+from trainq.config import Settings
+from trainq.config.login import (
     forget_login,
     remote_api,
     save_login,

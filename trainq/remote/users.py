@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from trainq.errors import Forbidden, UserExists, UserNotFound
-from trainq.remote.http import ApiClient, Errors
+from trainq.remote.answers import Errors
+from trainq.remote.http import ApiClient
 from trainq.users.model import IssuedToken, TokenInfo, User
 
 _ERRORS: Errors = {403: Forbidden, 404: UserNotFound, 409: UserExists}
