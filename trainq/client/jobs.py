@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from trainq import connections
 from trainq.celery_app import app
 from trainq.cluster import queues
 from trainq.config import Settings, get_settings
-from trainq.errors import AlreadyFinished, IllegalTransition, WaitTimeout
+from trainq.errors import AlreadyFinished, IllegalTransition
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus
+from trainq.jobs.waiting import until_final
 from trainq.store.protocols import Coordination, JobPage, JobRecords
 
 
@@ -54,18 +54,12 @@ def wait_for(
     :class:`~trainq.errors.WaitTimeout` (also a ``TimeoutError``) after ``timeout_s``.
     """
     records = records or connections.records()
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    seen = -1.0
-    while True:
-        record = records.get(job_id)
-        if record.updated_at != seen:
-            seen = record.updated_at
-            on_update(record)
-        if record.status.is_terminal:
-            return record
-        if deadline is not None and time.monotonic() > deadline:
-            raise WaitTimeout(f"job {job_id} still {record.status} after {timeout_s} s")
-        time.sleep(poll_interval_s)
+    return until_final(
+        lambda: records.get(job_id),
+        timeout_s=timeout_s,
+        poll_interval_s=poll_interval_s,
+        on_update=on_update,
+    )
 
 
 def revoke(job_id: str) -> None:

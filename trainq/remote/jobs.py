@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from trainq.errors import JobNotFound, TrainqError, WaitTimeout
+from trainq.errors import JobNotFound, TrainqError
 from trainq.jobs.record import Artifact, JobRecord
 from trainq.jobs.status import JobStatus
+from trainq.jobs.waiting import until_final
 from trainq.logs.joining import LogSources
 from trainq.logs.reader import LogQuery
 from trainq.logs.stream import LogLine
 from trainq.remote import artifacts, logs
 from trainq.remote.http import ApiClient, job_path
+from trainq.store.paging import every_record
 from trainq.store.protocols import JobPage
 
 # The API's largest page (GET /train?limit=); a longer list is read page by page.
@@ -87,13 +88,7 @@ class RemoteJobs:
 
     def every_job(self) -> Iterator[JobRecord]:
         """Every job the token may see, newest first, page by page."""
-        cursor = None
-        while True:
-            page = self.list_jobs(limit=PAGE_LIMIT, cursor=cursor)
-            yield from page.records
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return every_record(lambda cursor: self.list_jobs(limit=PAGE_LIMIT, cursor=cursor))
 
     def cancel(self, job_id: str) -> JobRecord:
         """DELETE /train/{id}: the record right after (AlreadyFinished: 409)."""
@@ -108,18 +103,12 @@ class RemoteJobs:
     ) -> JobRecord:
         """Poll the job until it is final; ``on_update`` sees each new version.
         :class:`~trainq.errors.WaitTimeout` after ``timeout_s``."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        seen = -1.0
-        while True:
-            record, _ = self.get_job(job_id)
-            if record.updated_at != seen:
-                seen = record.updated_at
-                on_update(record)
-            if record.status.is_terminal:
-                return record
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"job {job_id} still {record.status} after {timeout_s} s")
-            time.sleep(self.poll_interval_s)
+        return until_final(
+            lambda: self.get_job(job_id)[0],
+            timeout_s=timeout_s,
+            poll_interval_s=self.poll_interval_s,
+            on_update=on_update,
+        )
 
     def log_lines(
         self,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus
-from trainq.store.protocols import JobRecords
+from trainq.store.protocols import JobPage, JobRecords
 
 
 def encode_cursor(score: float, job_id: str) -> str:
@@ -32,10 +32,16 @@ def is_after(score: float, job_id: str, cursor: tuple[float, str]) -> bool:
 
 def every_job(records: JobRecords, status: JobStatus | None = None) -> Iterator[JobRecord]:
     """Every job (in ``status``), newest first, page by page."""
+    return every_record(lambda cursor: records.list(status=status, limit=500, cursor=cursor))
+
+
+def every_record(page: Callable[[str | None], JobPage]) -> Iterator[JobRecord]:
+    """Every record of the pages ``page`` gives (the first for None, then each
+    ``next_cursor``), in order."""
     cursor = None
     while True:
-        page = records.list(status=status, limit=500, cursor=cursor)
-        yield from page.records
-        if page.next_cursor is None:
+        found = page(cursor)
+        yield from found.records
+        if found.next_cursor is None:
             return
-        cursor = page.next_cursor
+        cursor = found.next_cursor
