@@ -18,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trainq import connections
+from trainq.api.limits import bearer
 from trainq.audit.trail import AuditEntry
 from trainq.audit.writer import AuditWriter
 from trainq.config import Settings
@@ -136,7 +137,7 @@ def entry_for(scope: Scope, status: int, answer: _Answer) -> AuditEntry:
         # A new job (or user) is named by the Location it was answered with.
         target = answer.location.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or None
     detail = answer.detail()
-    token = _bearer(scope)
+    token = bearer(scope)
     if detail is not None and token and token in detail:
         detail = None  # an answer that echoed the token: never written down
     client = scope.get("client")
@@ -159,9 +160,3 @@ def _template(scope: Scope) -> str:
         return template
     path: str = scope["path"]
     return path[:MAX_PATH_CHARS]
-
-
-def _bearer(scope: Scope) -> str:
-    authorization = dict(scope["headers"]).get(b"authorization", b"")
-    scheme, _, token = authorization.partition(b" ")
-    return token.strip().decode("latin-1") if scheme.lower() == b"bearer" else ""

@@ -1,4 +1,5 @@
-"""A request body size limit, enforced before any route reads the body."""
+"""A request body size limit, enforced before any route reads the body; and what the
+API's ASGI middlewares share: a request's bearer token, a JSON refusal."""
 
 from __future__ import annotations
 
@@ -49,15 +50,30 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, size: str) -> None:
         detail = f"request body too large: {size} bytes, the limit is {self.max_bytes}"
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, 413, detail)
+
+
+def bearer(scope: Scope) -> str:
+    """The request's bearer token ("" without one)."""
+    authorization = dict(scope["headers"]).get(b"authorization", b"")
+    scheme, _, token = authorization.partition(b" ")
+    return token.strip().decode("latin-1") if scheme.lower() == b"bearer" else ""
+
+
+async def send_problem(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer ``status`` with ``{"detail": ...}``, as every API error is shaped."""
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,6 @@ request goes through unlimited: the route it reaches answers ``503`` by itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -24,10 +23,12 @@ from redis.commands.core import Script
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainq import connections
+from trainq.api.limits import bearer, send_problem
 from trainq.config import Settings
 from trainq.errors import NotAuthenticated
-from trainq.store.rates import GCRA_LUA
+from trainq.store.rates import GCRA_LUA, Rate
 from trainq.users import tokens
+from trainq.users.protocols import over_rate
 
 logger = logging.getLogger("trainq.api")
 
@@ -73,24 +74,18 @@ def gcra(settings: Settings) -> Gcra:
 def bucket_key(settings: Settings, scope: Scope) -> str:
     """The request's bucket: its bearer token's hash, else its client address."""
     prefix = connections.keys(settings).prefix + "rate:"
-    authorization = dict(scope["headers"]).get(b"authorization", b"")
-    scheme, _, token = authorization.partition(b" ")
-    token = token.strip()
-    if scheme.lower() == b"bearer" and token:
-        return prefix + hashlib.sha256(token).hexdigest()[:32]
+    token = bearer(scope)
+    if token:
+        return prefix + hashlib.sha256(token.encode("latin-1")).hexdigest()[:32]
     client = scope.get("client")
     return prefix + "addr:" + (client[0] if client else "unknown")
 
 
 def _user_token(scope: Scope) -> bool:
     """Whether the request carries a user's token (well formed: its check counts it)."""
-    authorization = dict(scope["headers"]).get(b"authorization", b"")
-    scheme, _, token = authorization.partition(b" ")
-    if scheme.lower() != b"bearer":
-        return False
     try:
-        tokens.parse(token.strip().decode("ascii"))
-    except (NotAuthenticated, UnicodeDecodeError):
+        tokens.parse(bearer(scope))
+    except NotAuthenticated:
         return False
     return True
 
@@ -132,21 +127,7 @@ class RateLimit:
             await self._refuse(send, verdict.retry_after_s)
 
     async def _refuse(self, send: Send, retry_after_s: float) -> None:
-        wait_s = max(1, math.ceil(retry_after_s))
-        detail = (
-            f"too many requests: the limit is {self.settings.api_rate_per_s:g} per second "
-            f"per token, bursts of {self.settings.api_rate_burst}; retry after {wait_s} s"
-        )
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(wait_s).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        rate = Rate(self.settings.api_rate_per_s, self.settings.api_rate_burst)
+        wait_s = str(max(1, math.ceil(retry_after_s))).encode()
+        detail = str(over_rate(rate, retry_after_s))
+        await send_problem(send, 429, detail, [(b"retry-after", wait_s)])
