@@ -202,7 +202,10 @@ def test_a_strangers_job_is_missing_from_lists_and_stats_when_only_owners_see_th
         mine = alice.get("/train", params={"owner": "alice"}).json()["jobs"]
         assert mine and {j["owner"] for j in mine} == {"alice"}
         users_seen = {u["name"] for u in bob.get("/stats").json()["users"]}
-        assert users_seen == ({"bob"} & users_seen if visible == "owner" else users_seen)
+        if visible == "owner":
+            assert users_seen <= {"bob"}  # only his own usage, if he has any
+        else:
+            assert "alice" in users_seen
         assert "alice" in {u["name"] for u in carol.get("/stats").json()["users"]}
         refused = bob.delete(f"/train/{job_id}")
         assert refused.status_code == (403 if visible == "all" else 404)
