@@ -33,6 +33,8 @@ from trainq.cluster.registry import Registry, WorkerInfo
 from trainq.config import Settings, get_settings
 from trainq.errors import Unavailable
 from trainq.logs.stream import RedisLogStream
+from trainq.scheduler.policy import Policies
+from trainq.scheduler.state import SchedulerState
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
 from trainq.users.store import RedisUsers
@@ -107,15 +109,18 @@ def keys(settings: Settings | None = None) -> Keys:
 
 
 def records(settings: Settings | None = None) -> RedisJobRecords:
-    return _store(*_where(settings)).records
+    settings = settings or get_settings()
+    return _store(*_where(settings), settings.fairshare_half_life_h * 3600).records
 
 
 def coordination(settings: Settings | None = None) -> RedisCoordination:
-    return _store(*_where(settings)).coordination
+    settings = settings or get_settings()
+    return _store(*_where(settings), settings.fairshare_half_life_h * 3600).coordination
 
 
 def idempotency_keys(settings: Settings | None = None) -> RedisIdempotencyKeys:
-    return _store(*_where(settings)).idempotency_keys
+    settings = settings or get_settings()
+    return _store(*_where(settings), settings.fairshare_half_life_h * 3600).idempotency_keys
 
 
 def log_stream(settings: Settings | None = None) -> RedisLogStream:
@@ -129,6 +134,17 @@ def registry(settings: Settings | None = None) -> Registry:
     """The live-worker registry of the settings' cluster."""
     settings = settings or get_settings()
     return _registry(*_where(settings), settings.worker_ttl_s)
+
+
+def scheduler_state(settings: Settings | None = None) -> SchedulerState:
+    """What the scheduler reads: pending groups, slot holders, owners' policies and usage."""
+    settings = settings or get_settings()
+    return SchedulerState(client(settings), keys(settings), registry(settings), settings)
+
+
+def policies(settings: Settings | None = None) -> Policies:
+    """The owners' scheduling policies (quotas, highest priority, weight)."""
+    return Policies(client(settings), keys(settings))
 
 
 def users(settings: Settings | None = None) -> RedisUsers:
@@ -157,10 +173,10 @@ class _Store:
 
 # Built once per Redis, prefix and patience: callers ask for them on every request.
 @cache
-def _store(url: str, prefix: str, patience: Patience) -> _Store:
+def _store(url: str, prefix: str, patience: Patience, half_life_s: float) -> _Store:
     client, keys = redis_client(url, patience), Keys(prefix)
     return _Store(
-        RedisJobRecords(client, keys),
+        RedisJobRecords(client, keys, half_life_s),
         RedisCoordination(client, keys),
         RedisIdempotencyKeys(client, keys),
     )

@@ -24,7 +24,9 @@ TrainqError
  ├── UserNotFound         (also a KeyError) no such user or token id
  ├── UserExists           the user name is taken
  ├── QuotaExceeded        a submit over its owner's cap: nothing was recorded
- └── RateLimited          too many requests with one token (API 429)
+ ├── RateLimited          too many requests with one token (API 429)
+ ├── Preempted            the job yielded to a higher-priority job: pending again
+ └── NotPending           a change for pending jobs only (priority) on one that is not
 """
 
 from __future__ import annotations
@@ -146,3 +148,11 @@ class RateLimited(TrainqError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Preempted(TrainqError):
+    """The job yielded its worker to a higher-priority job and is pending again."""
+
+
+class NotPending(TrainqError):
+    """The change applies to a pending job only (e.g. its priority), and this one is not."""

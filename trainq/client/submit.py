@@ -1,7 +1,10 @@
-"""Submit: validate, apply the cluster's policy, route, record as ``queued``, then send.
+"""Submit: validate, apply the cluster's policy, route, record as ``queued``.
 
-The job is recorded *before* its message is sent, so nothing is enqueued when the
-spec is bad and a job that was accepted always has a record. Sending is by task
+With the fair scheduler (the default) the job is recorded as pending and the
+scheduler sends it when a worker can take it (:mod:`trainq.scheduler`); with
+``TRAINQ_SCHEDULER=fifo`` it is sent at once. Either way the job is recorded *before*
+its message is sent, so nothing is enqueued when the spec is bad and a job that was
+accepted always has a record. Sending is by task
 name (:data:`~trainq.celery_app.TASK_NAME`): the caller never imports the worker.
 """
 
@@ -42,7 +45,8 @@ def submit(
     owner: str | None = None,
     **options: Any,
 ) -> str:
-    """Validate, route, record as queued, then send; the job id.
+    """Validate, route, record as queued (pending; sent at once with the FIFO
+    scheduler); the job id.
 
     The queue is :func:`~trainq.jobs.routing.queue_for` the spec unless ``queue``
     names one. A GPU request larger than every live GPU worker is refused
@@ -71,6 +75,10 @@ def submit(
         if first != job_id:
             return first
     record = JobRecord(id=job_id, spec=spec, owner=owner, queue=queue)
+    fifo = settings.scheduler == "fifo"
+    # Fair: pending until the scheduler admits it. FIFO: admitted (sent) right away.
+    stamp = {"admitted_at": record.created_at, "admissions": 1} if fifo else {}
+    record = record.model_copy(update={"queued_at": record.created_at, **stamp})
     try:
         created = records.create(record, max_queued=settings.max_queued_per_user)
     except QuotaExceeded:
@@ -79,6 +87,8 @@ def submit(
         raise
     if not created:
         raise SpecError(f"a job with id {job_id!r} already exists")
+    if not fifo:
+        return job_id  # recorded as pending: the scheduler sends it (trainq.scheduler)
     try:
         if send is None:
             send_job(spec.model_dump(mode="json"), job_id, queue, **options)

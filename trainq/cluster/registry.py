@@ -19,6 +19,7 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from trainq.store.keys import Keys
+from trainq.store.pending import push_wake
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -71,6 +72,13 @@ class Registry:
         with self._redis.pipeline() as pipe:
             pipe.delete(self._keys.worker(name))
             pipe.zrem(self._keys.workers, name)
+            push_wake(pipe, self._keys)  # fewer workers: the scheduler looks again
+            pipe.execute()
+
+    def wake_scheduler(self) -> None:
+        """A worker joined (or can take jobs again): the scheduler looks again."""
+        with self._redis.pipeline() as pipe:
+            push_wake(pipe, self._keys)
             pipe.execute()
 
     def live(self) -> list[WorkerInfo]:
@@ -120,6 +128,7 @@ class Heartbeat:
 
     def start(self) -> Heartbeat:
         self._beat()
+        self._registry.wake_scheduler()
         self._thread.start()
         return self
 

@@ -132,6 +132,26 @@ class Settings(BaseSettings):
     config_dir: Path = Field(default_factory=lambda: _config_home() / "trainq")
     # How long the remote CLI waits for one API answer before it says the API is down.
     api_timeout_s: float = Field(default=10.0, gt=0)
+    # The scheduler (trainq.scheduler): "fair" admits pending jobs by priority, fair share
+    # and age, within each user's quota, preempting lower-priority work; "fifo" sends each
+    # job to its queue at submit (first come, first served).
+    scheduler: Literal["fair", "fifo"] = "fair"
+    # Fair share: usage is GPU-seconds (plus CPU-seconds times the CPU weight), halved
+    # every half-life (Slurm's default: 7 days).
+    fairshare_half_life_h: float = Field(default=168.0, gt=0)
+    fairshare_cpu_weight: float = Field(default=0.1, ge=0)
+    # The highest priority a user may give a job unless an admin allows more.
+    default_max_priority: Literal["low", "normal", "high"] = "normal"
+    # Preemption: a job pending this long, whose workers are all busy with lower-priority
+    # work that has run at least preempt_min_run_s, makes the lowest such job yield (it
+    # checkpoints and is pending again); a job yields at most preempt_max times (0: never).
+    preempt_after_s: float = Field(default=300.0, ge=0)
+    preempt_min_run_s: float = Field(default=600.0, ge=0)
+    preempt_max: int = Field(default=3, ge=0)
+    # Admission runs in whichever worker holds this lease; a pass also runs every
+    # scheduler_interval_s besides the events that wake it.
+    scheduler_lease_ttl_s: float = Field(default=10.0, gt=1)
+    scheduler_interval_s: float = Field(default=5.0, gt=0)
     metrics_public: bool = False
     dev_mode: bool = False
     # Flower: "user:password" (comma-separated pairs); required unless dev_mode.

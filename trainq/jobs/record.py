@@ -1,8 +1,8 @@
 """The job record: what the store keeps about one job, in one JSON shape everywhere.
 
-Top-level keys: ``id, status, spec, queue, attempts, progress, result, error, log_path,
-artifacts`` and the
-timestamps ``created_at, updated_at, started_at, finished_at`` (Unix seconds).
+Top-level keys: ``id, status, spec, owner, queue, attempts, progress, result, error,
+log_path, artifacts, admissions, preemptions`` and the timestamps ``created_at,
+updated_at, started_at, finished_at, queued_at, admitted_at`` (Unix seconds).
 """
 
 from __future__ import annotations
@@ -78,6 +78,13 @@ class JobRecord(BaseModel):
     log_path: str | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
+    # The scheduler (trainq.scheduler): when the job last became pending (submit, or a
+    # preemption sent it back), when it was last admitted (sent to its queue; None while
+    # pending), how often it was admitted, and how often preempted.
+    queued_at: float | None = None
+    admitted_at: float | None = None
+    admissions: int = 0
+    preemptions: int = 0
     updated_at: float = Field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
@@ -92,6 +99,16 @@ class JobRecord(BaseModel):
         if status.is_terminal:
             stamps["finished_at"] = now
         return self.model_copy(update={"status": status, **stamps, **changes})
+
+    @property
+    def pending(self) -> bool:
+        """Whether the job waits for the scheduler to admit it (queued, not yet sent)."""
+        return self.status == JobStatus.QUEUED and self.admitted_at is None
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against ``max_retries``: preempted ones do not."""
+        return sum(1 for a in self.attempts if a.failure_class != FailureClass.PREEMPTED)
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -63,3 +63,14 @@ def worker_queues(gpu_ids: Sequence[int], settings: Settings) -> list[str]:
         return [cpu_queue(settings), cpu_queue(settings, host)]
     count = len(gpu_ids)
     return [pinned_queue(gpu_ids, host), count_queue(count), count_queue(count, host)]
+
+
+def queue_gpus(queue: str) -> int:
+    """How many GPUs a job of ``queue`` holds: N for ``gpus.N[@h]``, the ids of
+    ``gpu.a+b@h``, none for any other (CPU) queue."""
+    name = queue.split("@", 1)[0]
+    if name.startswith("gpus.") and name[5:].isdigit():
+        return int(name[5:])
+    if name.startswith("gpu."):
+        return len(name[4:].split("+"))
+    return 0

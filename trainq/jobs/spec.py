@@ -3,7 +3,7 @@
 It carries the brief's ``TrainingConfig`` fields (``image, epochs, batch_size,
 learning_rate, gpu, gpu_ids, timeout, max_retries, log_dir``) and what a real user
 also needs (``command, env, gpus, host, cpus, memory, shm_size, name, datasets,
-idempotency_key``).
+idempotency_key``) and what the scheduler needs (``priority, preemptible``).
 ``timeout`` is accepted under that name and stored as ``timeout_s``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -39,6 +39,10 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RESERVED_ENV_PREFIX = "TRAINQ_"
 _GPU_IDS_RE = re.compile(r"^\d{1,4}(,\d{1,4})*$")
+
+# The scheduler's priorities, lowest first (trainq.scheduler.policy ranks them).
+Priority = Literal["low", "normal", "high"]
+PRIORITIES: tuple[Priority, ...] = ("low", "normal", "high")
 
 Host = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}$")]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
@@ -119,6 +123,15 @@ class JobSpec(BaseModel):
         description="Datasets by name (TRAINQ_DATASETS), mounted read-only at /data/<name>",
     )
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    priority: Priority = Field(
+        default="normal",
+        description="low | normal | high: the scheduler admits higher first (trainq.scheduler)",
+    )
+    preemptible: bool = Field(
+        default=True,
+        strict=True,
+        description="Whether a higher-priority job may make it yield (only admins set false)",
+    )
 
     @field_validator("epochs", "batch_size", "gpus", "timeout_s", "max_retries", mode="before")
     @classmethod

@@ -8,7 +8,9 @@ from trainq.errors import IllegalTransition
 
 
 class JobStatus(StrEnum):
-    QUEUED = "queued"  # recorded and sent to the broker; no attempt has started
+    # recorded; waiting to be admitted by the scheduler, or sent and waiting for a worker
+    # (again after a preemption: running -> queued)
+    QUEUED = "queued"
     RUNNING = "running"  # an attempt's container/process is being supervised
     RETRYING = "retrying"  # an attempt failed transiently; the next one is due
     SUCCEEDED = "succeeded"  # terminal: the last attempt exited 0
@@ -30,6 +32,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.CANCELLED,
             JobStatus.TIMED_OUT,
             JobStatus.RETRYING,
+            JobStatus.QUEUED,  # preempted: pending again (trainq.scheduler)
         }
     ),
     JobStatus.RETRYING: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),

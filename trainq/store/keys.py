@@ -119,3 +119,47 @@ class Keys:
     def audit(self) -> str:
         """Stream: the audit trail (trainq.audit), capped."""
         return f"{self.prefix}audit"
+
+    # The scheduler's keys (trainq.scheduler).
+
+    def pending(self, group: str) -> str:
+        """Sorted set: the pending jobs of one group ("<priority>:<queue>:<owner>", see
+        trainq.store.pending), scored by creation time (their original age)."""
+        return f"{self.prefix}pending:{group}"
+
+    @property
+    def pending_groups(self) -> str:
+        """Set: the groups that may have pending jobs (empty ones are pruned)."""
+        return f"{self.prefix}pending-groups"
+
+    @property
+    def admitted(self) -> str:
+        """Sorted set: jobs sent to their queue and not yet taken, scored by admission time."""
+        return f"{self.prefix}admitted"
+
+    @property
+    def scheduler_wake(self) -> str:
+        """List of at most one element: pushed when there may be something to admit."""
+        return f"{self.prefix}scheduler:wake"
+
+    @property
+    def scheduler_leader(self) -> str:
+        """String with a TTL: "<token>:<worker>" of the worker that runs admission."""
+        return f"{self.prefix}scheduler:leader"
+
+    @property
+    def scheduler_fence(self) -> str:
+        """Counter: the admission lease's last fencing token."""
+        return f"{self.prefix}scheduler:fence"
+
+    def yield_request(self, job_id: str) -> str:
+        """String with a TTL: the id of the job a running job was asked to yield to."""
+        return f"{self.prefix}yield:{job_id}"
+
+    def owner_policy(self, owner: str) -> str:
+        """Hash: an owner's quotas, highest priority and fair-share weight."""
+        return f"{self.prefix}policy:{owner}"
+
+    def owner_usage(self, owner: str) -> str:
+        """Hash: an owner's decayed usage (gpu_s, cpu_s) as of ``at``."""
+        return f"{self.prefix}usage:{owner}"

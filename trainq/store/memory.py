@@ -109,7 +109,20 @@ class MemoryCoordination:
         self._leases: dict[str, tuple[str, float]] = {}  # job → (value, expires at)
         self._fences: dict[str, int] = {}
         self._requeues: dict[str, float] = {}
+        self._yields: dict[str, str] = {}  # job → the job it yields to
         self._lock = threading.Lock()
+
+    def request_yield(self, job_id: str, for_job: str, ttl_s: float) -> None:
+        with self._lock:
+            self._yields[job_id] = for_job
+
+    def stop_requests(self, job_id: str) -> tuple[bool, str | None]:
+        with self._lock:
+            return job_id in self._cancelled, self._yields.get(job_id)
+
+    def clear_yield(self, job_id: str) -> None:
+        with self._lock:
+            self._yields.pop(job_id, None)
 
     def request_cancel(self, job_id: str) -> None:
         with self._lock:

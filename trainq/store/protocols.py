@@ -2,9 +2,9 @@
 
 - :class:`JobRecords`: the job records, their status indexes and the totals over
   finished jobs. Callers, the runner and the reconciler read and write them.
-- :class:`Coordination`: supervisor leases (with fencing tokens), cancel flags and
-  re-queue claims: how supervisors, reconcilers and cancelling callers agree on who
-  acts on a job, wherever each runs.
+- :class:`Coordination`: supervisor leases (with fencing tokens), cancel flags, yield
+  requests (preemption) and re-queue claims: how supervisors, reconcilers, the
+  scheduler and cancelling callers agree on who acts on a job, wherever each runs.
 - :class:`IdempotencyKeys`: which job a client-chosen key names (submit only).
 
 Each has a Redis implementation (:mod:`trainq.store.redis`) and an in-memory twin
@@ -96,6 +96,16 @@ class Coordination(Protocol):
 
     def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
         """True for one caller per ``ttl_s``: the one that may re-queue the job."""
+
+    def request_yield(self, job_id: str, for_job: str, ttl_s: float) -> None:
+        """Ask the running job to yield (checkpoint, stop, pending again) to ``for_job``."""
+
+    def stop_requests(self, job_id: str) -> tuple[bool, str | None]:
+        """In one look: whether the job's cancel flag is raised, and the job it was asked
+        to yield to (None: not asked)."""
+
+    def clear_yield(self, job_id: str) -> None:
+        """Forget a yield request (the job yielded, or it ended first)."""
 
 
 class IdempotencyKeys(Protocol):

@@ -11,6 +11,7 @@ are built from settings by :mod:`trainq.connections`.
 from __future__ import annotations
 
 import builtins
+import time
 from typing import cast
 
 import redis
@@ -20,16 +21,21 @@ from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus, check_transition
 from trainq.store.keys import CANCEL_FLAG_TTL_S, Keys
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
+from trainq.store.pending import USAGE_LUA, group_of, queue_ops
 from trainq.store.protocols import JobPage, Mutation
 from trainq.store.totals import increments, just_finished, over_cap, owner_increments
 
+# Fair share's default half-life (Slurm's): 7 days.
+DEFAULT_HALF_LIFE_S = 7 * 86_400.0
 # Extra ids fetched per page to step over records created in the same instant.
 _TIE_SLACK = 32
 # A new record and its index entries (all jobs, its status; with an owner, the owner's
-# all and status indexes and the set of owners) in one round trip, or nothing when the
-# id is taken (0) or the owner already has ARGV[5] (> 0) queued jobs (-1).
+# all and status indexes and the set of owners; when pending, its pending group, the
+# set of groups and a wake-up of the scheduler) in one round trip, or nothing when the
+# id is taken (0) or the owner already has their queued cap (the owner's policy
+# "queued", else ARGV[5]; > 0) of queued jobs (-1).
 _CREATE = """
-local cap = tonumber(ARGV[5])
+local cap = tonumber(redis.call('HGET', KEYS[10], 'queued') or ARGV[5])
 if ARGV[4] ~= '' and cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then
   return -1
 end
@@ -41,12 +47,18 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
     redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
     redis.call('SADD', KEYS[6], ARGV[4])
   end
+  if ARGV[6] ~= '' then
+    redis.call('ZADD', KEYS[7], ARGV[2], ARGV[3])
+    redis.call('SADD', KEYS[8], ARGV[6])
+    redis.call('LPUSH', KEYS[9], 1)
+    redis.call('LTRIM', KEYS[9], 0, 0)
+  end
   return 1
 end
 return 0
 """
 # Compare-and-set on the lease value: only the holder of the token renews or frees it.
-_RENEW = """
+RENEW_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -59,7 +71,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_RELEASE = """
+RELEASE_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -69,10 +81,14 @@ return 0
 
 
 class RedisJobRecords:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, half_life_s: float = DEFAULT_HALF_LIFE_S
+    ) -> None:
         self._redis = client
         self._keys = keys
+        self._half_life_s = half_life_s  # of the owners' fair-share usage
         self._create = client.register_script(_CREATE)
+        self._add_usage = client.register_script(USAGE_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -84,6 +100,7 @@ class RedisJobRecords:
 
     def create(self, record: JobRecord, max_queued: int = 0) -> bool:
         owner = record.owner or ""
+        group = group_of(record)
         keys = [
             self._keys.job(record.id),
             self._keys.all_jobs,
@@ -91,6 +108,10 @@ class RedisJobRecords:
             self._keys.owner_jobs(owner),
             self._keys.owner_jobs_by_status(owner, record.status),
             self._keys.owners,
+            self._keys.pending(group or "-"),
+            self._keys.pending_groups,
+            self._keys.scheduler_wake,
+            self._keys.owner_policy(owner),
         ]
         args: list[str | float] = [
             record.to_json(),
@@ -98,6 +119,7 @@ class RedisJobRecords:
             record.id,
             owner,
             max_queued,
+            group or "",
         ]
         created = int(self._create(keys=keys, args=args))
         if created < 0:
@@ -139,6 +161,8 @@ class RedisJobRecords:
                             owner_totals = self._keys.owner_totals(new.owner)
                             for name, amount in owner_increments(new).items():
                                 pipe.hincrbyfloat(owner_totals, name, amount)
+                    queue_ops(pipe, self._keys, current, new, self._add_usage,
+                              self._half_life_s, time.time())  # fmt: skip
                     pipe.execute()
                     return new
                 except redis.WatchError:
@@ -202,8 +226,8 @@ class RedisCoordination:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(RENEW_LUA)
+        self._release = client.register_script(RELEASE_LUA)
 
     def request_cancel(self, job_id: str) -> None:
         self._redis.set(self._keys.cancel(job_id), "1", ex=CANCEL_FLAG_TTL_S)
@@ -234,6 +258,18 @@ class RedisCoordination:
     def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
         name = self._keys.requeue(job_id)
         return bool(self._redis.set(name, "1", nx=True, px=int(ttl_s * 1000)))
+
+    def request_yield(self, job_id: str, for_job: str, ttl_s: float) -> None:
+        self._redis.set(self._keys.yield_request(job_id), for_job, px=int(ttl_s * 1000))
+
+    def stop_requests(self, job_id: str) -> tuple[bool, str | None]:
+        cancel, for_job = self._redis.mget(
+            [self._keys.cancel(job_id), self._keys.yield_request(job_id)]
+        )
+        return cancel is not None, None if for_job is None else str(for_job)
+
+    def clear_yield(self, job_id: str) -> None:
+        self._redis.delete(self._keys.yield_request(job_id))
 
 
 class RedisIdempotencyKeys:

@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from trainq.errors import QuotaExceeded
 from trainq.jobs.record import JobRecord
+from trainq.store.pending import attempt_usage
 
 # Job run time buckets in seconds, for jobs from seconds to a day long (also
 # Flower's task runtime histogram buckets).
@@ -45,16 +46,10 @@ def owner_increments(record: JobRecord) -> dict[str, float]:
     added: dict[str, float] = defaultdict(float)
     added["finished"] = 1
     for attempt in record.attempts:
-        ran_s = attempt.run_s
-        if ran_s is None and attempt.started_at is not None and attempt.ended_at is not None:
-            ran_s = attempt.ended_at - attempt.started_at
-        if not ran_s or ran_s < 0:
-            continue
-        if attempt.gpu_ids:
-            added["gpu_seconds"] += ran_s * len(attempt.gpu_ids)
-        else:
-            added["cpu_seconds"] += ran_s
-    return dict(added)
+        gpu_s, cpu_s = attempt_usage(attempt)
+        added["gpu_seconds"] += gpu_s
+        added["cpu_seconds"] += cpu_s
+    return {name: amount for name, amount in added.items() if amount}
 
 
 def just_finished(before: JobRecord, after: JobRecord) -> bool:

@@ -161,7 +161,8 @@ def result_of(
 
 def closed(record: JobRecord, end: AttemptEnd) -> JobRecord:
     """The record with its current attempt closed by ``end``, and the job moved on:
-    succeeded, retrying (a transient failure within budget), or ended."""
+    succeeded, retrying (a transient failure within budget), pending again (preempted:
+    not counted against ``max_retries``), or ended."""
     current = record.attempts[-1]
     attempt = current.model_copy(
         update={
@@ -182,12 +183,18 @@ def closed(record: JobRecord, end: AttemptEnd) -> JobRecord:
         return record.moved_to(
             JobStatus.SUCCEEDED, attempts=attempts, result=end.result, error=None
         )
+    if end.failure_class == FailureClass.PREEMPTED:  # pending again, with its original age
+        return record.moved_to(
+            JobStatus.QUEUED, attempts=attempts, error=None, queued_at=time.time(),
+            admitted_at=None, preemptions=record.preemptions + 1,
+        )  # fmt: skip
     transient = end.failure_class == FailureClass.TRANSIENT
-    if transient and len(attempts) < record.spec.max_retries + 1:
+    counted = record.model_copy(update={"attempts": attempts}).counted_attempts
+    if transient and counted < record.spec.max_retries + 1:
         return record.moved_to(JobStatus.RETRYING, attempts=attempts, error=end.error)
     why = end.error or "failed"
     if transient:
-        why = f"gave up after {len(attempts)} attempts; last: {why}"
+        why = f"gave up after {counted} attempts; last: {why}"
     return record.moved_to(JobStatus.FAILED, attempts=attempts, error=why)
 
 

@@ -1,7 +1,8 @@
 """How an attempt ended, classified (:class:`~trainq.jobs.failures.FailureClass`).
 
 **transient**: a preemption after checkpointing (exit 75), a worker or the runtime
-lost; retried. **permanent**: any other non-zero exit, an OOM kill, a command or
+lost; retried. **preempted**: stopped because the scheduler asked it to yield; pending
+again, not a retry. **permanent**: any other non-zero exit, an OOM kill, a command or
 image that cannot start; the job ends at once. A stop by the job's time limit or a
 user's cancel ends the job in that status, never retried.
 """
@@ -45,6 +46,12 @@ def ending(
     """
     if stopped is None or exit_.code == 0:  # a success that beat the stop stands
         return classify(attempt, exit_, tail)
+    if stopped == Stop.PREEMPTED:
+        return AttemptEnd(
+            exit_.code, FailureClass.PREEMPTED,
+            f"attempt {attempt} yielded to a higher-priority job (exit {exit_.code}); "
+            "the job is pending again and resumes from its last checkpoint",
+        )  # fmt: skip
     if stopped == Stop.CANCELLED:
         return AttemptEnd(
             exit_.code, None, f"attempt {attempt} was stopped: cancelled on a user's request",

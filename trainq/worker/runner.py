@@ -23,6 +23,7 @@ from trainq.errors import (
     IllegalTransition,
     JobNotFound,
     LaunchRefused,
+    Preempted,
     RuntimeFault,
     SupervisedElsewhere,
 )
@@ -67,7 +68,8 @@ class Runner:
     def run(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         """Supervise ``job_id`` until it is final; its result, or :class:`JobFailed`.
 
-        Raises :class:`SupervisedElsewhere` when another supervisor holds the job.
+        Raises :class:`SupervisedElsewhere` when another supervisor holds the job, and
+        :class:`Preempted` when it yielded to a higher-priority job (pending again).
         """
         record = self._ensure_record(job_id, spec)
         if record.status.is_terminal:
@@ -83,6 +85,8 @@ class Runner:
                 record = self.records.get(job_id)  # someone made it final meanwhile
                 if not record.status.is_terminal:
                     raise
+        if record.status == JobStatus.QUEUED:
+            raise Preempted(f"job {job_id} yielded to a higher-priority job: pending again")
         return record.outcome()
 
     def abort(self, job_id: str, reason: str) -> None:
@@ -93,12 +97,18 @@ class Runner:
             self.records.update(job_id, lambda r: attempts.timed_out(r, reason))
 
     def _supervise_job(self, record: JobRecord, lease: Lease) -> JobRecord:
+        # A yield request from before this supervisor (the attempt it was meant for
+        # ended) must not stop the attempt about to run.
+        self.coordination.clear_yield(record.id)
         while not record.status.is_terminal:
             if self.coordination.cancel_requested(record.id):
                 return self._cancel(record)
             record, handle, adopted = self._adopt_or_launch(record)
             if handle is not None:
                 record = self._supervise(record, handle, lease, adopted)
+                if record.status == JobStatus.QUEUED:  # yielded: pending again
+                    self.coordination.clear_yield(record.id)
+                    return record
             if record.status == JobStatus.RETRYING:
                 self._pause(record.id, attempts.backoff_s(self.settings, len(record.attempts)))
         return record
@@ -131,8 +141,9 @@ class Runner:
         try:
             return self.records.get(job_id)
         except JobNotFound:
-            # Sent without the client (e.g. a bare send_task): record it now.
-            self.records.create(JobRecord(id=job_id, spec=spec))
+            # Sent without the client (e.g. a bare send_task): record it now, as sent.
+            now = time.time()
+            self.records.create(JobRecord(id=job_id, spec=spec, admitted_at=now, admissions=1))
             return self.records.get(job_id)
 
     def _adopt_or_launch(self, record: JobRecord) -> tuple[JobRecord, Handle | None, bool]:

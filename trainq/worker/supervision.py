@@ -3,8 +3,9 @@
 A supervisor holds the job's lease (a Redis key with a TTL and a fencing token)
 while it runs the job, renewing it every third of its TTL. A lease that is not
 renewed expires, which is how the reconciler learns that a supervisor is gone. The
-watch stops a running attempt when the job's time is up or a user asked to cancel,
-and notices when the lease was lost to another supervisor.
+watch stops a running attempt when the job's time is up, a user asked to cancel or
+the scheduler asked it to yield (preemption), and notices when the lease was lost
+to another supervisor.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Stop(StrEnum):
 
     TIME_LIMIT = "time_limit"
     CANCELLED = "cancelled"
+    PREEMPTED = "preempted"  # the scheduler asked it to yield to a higher-priority job
     LEASE_LOST = "lease_lost"  # not stopped: another supervisor owns it now
 
 
@@ -121,8 +123,9 @@ class Watch:
         if time.time() >= self._deadline:
             return Stop.TIME_LIMIT
         try:
-            if self._store.cancel_requested(self._handle.job_id):
-                return Stop.CANCELLED
+            cancel, yield_to = self._store.stop_requests(self._handle.job_id)
         except Exception:  # Redis away for a moment: look again at the next poll
             return None
-        return None
+        if cancel:
+            return Stop.CANCELLED
+        return None if yield_to is None else Stop.PREEMPTED

@@ -4,7 +4,8 @@ Celery imports this module in worker processes only (the app's ``include``); it
 registers :class:`SupervisedTraining` under the task's name, in place of the
 callers' :class:`~trainq.client.task.SubmitTraining`, which it extends. The task is
 thin: it builds a :class:`Runner` and hands it the job. The worker's main process
-also joins the live-worker registry and runs the reconciler.
+also joins the live-worker registry, runs the reconciler, and takes part in the
+election of the scheduler's admission loop.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from trainq.celery_app import app
 from trainq.client.submit import send_job
 from trainq.client.task import SubmitTraining
 from trainq.cluster.registry import Heartbeat, WorkerInfo
-from trainq.config import get_settings
-from trainq.errors import SupervisedElsewhere
+from trainq.config import Settings, get_settings
+from trainq.errors import Preempted, SupervisedElsewhere
 from trainq.jobs.record import JobRecord, Progress
 from trainq.jobs.routing import queue_for
 from trainq.jobs.spec import JobSpec
 from trainq.logs import components
 from trainq.runtime.base import Runtime
 from trainq.runtime.factory import make_runtime, runtime_problem
+from trainq.scheduler.admission import Admission
 from trainq.worker.devices import Gpus
 from trainq.worker.reconciler import Reconciler
 from trainq.worker.runner import Runner
@@ -77,6 +79,10 @@ class SupervisedTraining(SubmitTraining):
             # A duplicate delivery while another supervisor runs the job: drop this
             # message without touching the task's state; the other one reports.
             raise Ignore() from None
+        except Preempted:
+            # Yielded to a higher-priority job: pending again, the scheduler sends it
+            # anew; the task's state stays as it was (not a result).
+            raise Ignore() from None
         except SoftTimeLimitExceeded:
             runner.abort(self.request.id, "the worker's backstop time limit was reached")
             raise
@@ -98,6 +104,27 @@ def requeue(record: JobRecord) -> None:
 _reconciling = threading.Event()
 _heartbeat: list[Heartbeat] = []
 _standby: list[Standby] = []
+_admission: list[Admission] = []
+
+
+def _start_admission(settings: Settings, name: str) -> None:
+    """Join the admission loop's election (the fair scheduler; not with FIFO)."""
+    if settings.scheduler != "fair":
+        return
+    admission = Admission(
+        connections.scheduler_state(settings),
+        connections.records(settings),
+        connections.coordination(settings),
+        requeue,
+        settings,
+        client=connections.client(settings),
+        keys=connections.keys(settings),
+        name=name,
+    )
+    _admission.append(admission)
+    threading.Thread(
+        target=admission.loop, args=(_reconciling,), daemon=True, name="admission"
+    ).start()
 
 
 @after_setup_logger.connect  # type: ignore[untyped-decorator]
@@ -142,11 +169,14 @@ def _start_reconciler(sender: Any = None, **_: Any) -> None:
     threading.Thread(
         target=reconciler.loop, args=(_reconciling,), daemon=True, name="reconciler"
     ).start()
+    _start_admission(settings, info.name)
 
 
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _stop_reconciler(**_: Any) -> None:
     _reconciling.set()
+    while _admission:
+        _admission.pop().resign()
     while _standby:
         _standby.pop().stop()
     while _heartbeat:
