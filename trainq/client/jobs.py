@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from trainq import connections
 from trainq.celery_app import app
+from trainq.client.scheduling import pending_reason
 from trainq.cluster import queues
 from trainq.config import Settings, get_settings
 from trainq.errors import AlreadyFinished, IllegalTransition
@@ -20,10 +21,13 @@ def get_job(job_id: str, records: JobRecords | None = None) -> JobRecord:
 
 
 def waiting_reason(record: JobRecord, settings: Settings | None = None) -> str | None:
-    """Why a queued job has not started: its place in its queue, or that no live worker
-    serves it; None for a job that is not queued."""
+    """Why a queued job has not started: why the scheduler has not admitted it yet (its
+    place, its owner's quota, a job yielding to it, no worker for its queue), or once
+    sent, its place in its broker queue; None for a job that is not queued."""
     if record.status != JobStatus.QUEUED:
         return None
+    if record.pending:
+        return pending_reason(record, settings)
     settings = settings or get_settings()
     workers = connections.live_workers(settings)
     return queues.waiting_reason(record, settings, connections.client(settings), workers)
