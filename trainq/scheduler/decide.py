@@ -15,6 +15,7 @@ those workers that has run ``preempt_min_run_s`` (and yielded fewer than
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -61,16 +62,23 @@ def decide(snapshot: Snapshot, rules: Rules) -> Decision:
     standing = standings(snapshot, rules)
     held = loads(snapshot)
     heads = {group: deque(jobs) for group, jobs in snapshot.heads.items() if jobs}
-    by_queue: dict[str, list[str]] = {}
-    for group, jobs in heads.items():
-        by_queue.setdefault(jobs[0].queue, []).append(group)
+    # The groups by the order of their first job, kept sorted as heads are taken: each
+    # worker takes the first group it serves whose owner is within quota.
+    order = sorted(
+        (order_key(jobs[0], standing.get(jobs[0].owner, 0.0)), group)
+        for group, jobs in heads.items()
+    )
     for worker in snapshot.workers:
-        groups = [g for q in worker.queues for g in by_queue.get(q, ())]
+        served = set(worker.queues)
         while free[worker.name] > 0:
-            best = _best(groups, heads, held, standing, snapshot)
-            if best is None:
+            index = _first(order, heads, served, held, snapshot)
+            if index is None:
                 break
-            heads[best.group].popleft()
+            group = order.pop(index)[1]
+            best = heads[group].popleft()
+            if heads[group]:
+                head = heads[group][0]
+                bisect.insort(order, (order_key(head, standing.get(head.owner, 0.0)), group))
             decision.admit.append(best)
             free[worker.name] -= 1
             load = held.setdefault(best.owner, Load())
@@ -80,26 +88,22 @@ def decide(snapshot: Snapshot, rules: Rules) -> Decision:
     return decision
 
 
-def _best(
-    groups: list[str],
+def _first(
+    order: list[tuple[tuple[int, float, float, str], str]],
     heads: dict[str, deque[Candidate]],
+    served: set[str],
     held: dict[str, Load],
-    standing: dict[str, float],
     snapshot: Snapshot,
-) -> Candidate | None:
-    best: Candidate | None = None
-    best_key: tuple[int, float, float, str] | None = None
-    for group in groups:
-        jobs = heads[group]
-        if not jobs:
+) -> int | None:
+    """The place in ``order`` of the first group of a served queue within its quota."""
+    for index, (_, group) in enumerate(order):
+        head = heads[group][0]
+        if head.queue not in served:
             continue
-        head = jobs[0]
         if held.get(head.owner, Load()).over(snapshot.owner(head.owner).policy, head.gpus):
             continue
-        key = order_key(head, standing.get(head.owner, 0.0))
-        if best_key is None or key < best_key:
-            best, best_key = head, key
-    return best
+        return index
+    return None
 
 
 def _victims(
@@ -115,20 +119,32 @@ def _victims(
     yielding = {h.yielding_to for h in snapshot.holders if h.yielding_to}
     taken: set[str] = set()
     chosen: list[tuple[Holder, Candidate]] = []
+    # Per queue, once: the workers that could take it (none when one of them is free),
+    # and whether nothing more can yield there this pass (candidates come in descending
+    # order, and a queue with no victim for one has none for those after it).
+    servers_of: dict[str, list[WorkerInfo]] = {}
+    exhausted: set[str] = set()
     for candidate in waiting:
-        if candidate.job_id in yielding or not _waited(candidate, snapshot.now, rules):
+        if candidate.job_id in yielding or candidate.queue in exhausted:
+            continue
+        if not _waited(candidate, snapshot.now, rules):
+            continue
+        if candidate.queue not in servers_of:
+            servers = [w for w in snapshot.workers if w.serves(candidate.queue)]
+            servers_of[candidate.queue] = [] if any(free[w.name] > 0 for w in servers) else servers
+        servers = servers_of[candidate.queue]
+        if not servers:
             continue
         if held.get(candidate.owner, Load()).over(
             snapshot.owner(candidate.owner).policy, candidate.gpus
         ):
             continue
-        servers = [w for w in snapshot.workers if w.serves(candidate.queue)]
-        if not servers or any(free[w.name] > 0 for w in servers):
-            continue
         victim = _lowest(candidate, servers, snapshot, rules, taken)
-        if victim is not None:
-            taken.add(victim.job_id)
-            chosen.append((victim, candidate))
+        if victim is None:
+            exhausted.add(candidate.queue)
+            continue
+        taken.add(victim.job_id)
+        chosen.append((victim, candidate))
     return chosen
 
 
@@ -146,16 +162,15 @@ def _lowest(
 ) -> Holder | None:
     """The lowest-priority job on ``servers`` that may yield to ``candidate`` (the most
     recently started among equals: it loses the least); None while one already yields
-    there."""
+    there (asked before, or in this pass): one at a time."""
     names = {w.name for w in servers}
     on_servers = [h for h in snapshot.holders if h.worker in names]
-    if any(h.yielding_to for h in on_servers):
+    if any(h.yielding_to or h.job_id in taken for h in on_servers):
         return None
     eligible = [
         h
         for h in on_servers
         if h.running
-        and h.job_id not in taken
         and h.preemptible
         and h.preemptions < rules.preempt_max
         and RANK[h.priority] < RANK[candidate.priority]

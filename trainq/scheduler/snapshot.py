@@ -123,8 +123,10 @@ def loads(snapshot: Snapshot) -> dict[str, Load]:
     return held
 
 
-def quota_reason(owner: str, quota: str, load: Load, policy: OwnerPolicy) -> str:
-    """Why an owner's job waits for their quota, e.g. "alice is at her GPU quota 2/2"."""
+def quota_reason(owner: str, quota: str, load: Load, policy: OwnerPolicy, gpus: int = 0) -> str:
+    """Why an owner's job waits for their quota, e.g. "alice is at their GPU quota 2/2"."""
+    if quota == "gpus" and policy.gpus is not None and gpus > policy.gpus:
+        return f"needs {gpus} GPUs, more than {owner}'s GPU quota of {policy.gpus}"
     if quota == "gpus":
         return f"{owner} is at their GPU quota {load.gpus}/{policy.gpus}"
     return f"{owner} is at their running-jobs quota {load.jobs}/{policy.jobs}"

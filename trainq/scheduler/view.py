@@ -64,25 +64,28 @@ def describe(
     jobs.sort(key=lambda c: order_key(c, standing.get(c.owner, 0.0)))
     places: dict[str, int] = {}
     entries = []
+    serving: dict[str, tuple[int, int]] = {}  # per queue: workers serving it, busy ones
     for position, job in enumerate(jobs, start=1):
-        servers = [w for w in snapshot.workers if w.serves(job.queue)]
+        if job.queue not in serving:
+            servers = [w for w in snapshot.workers if w.serves(job.queue)]
+            serving[job.queue] = (len(servers), sum(1 for w in servers if free[w.name] <= 0))
+        count, busy = serving[job.queue]
         load = held.get(job.owner, Load())
         policy = snapshot.owner(job.owner).policy
         quota = load.over(policy, job.gpus)
-        if not servers:
+        if not count:
             reason = f"no live worker serves queue {job.queue}"
         elif quota is not None:
-            reason = quota_reason(job.owner, quota, load, policy)
+            reason = quota_reason(job.owner, quota, load, policy, job.gpus)
         elif job.job_id in beneficiaries:
             reason = YIELD_REASON
         else:
             place = places[job.queue] = places.get(job.queue, 0) + 1
-            busy = sum(1 for w in servers if free[w.name] <= 0)
             reason = f"{ordinal(place)} for {job.queue}"
-            if place == 1 and busy < len(servers):
+            if place == 1 and busy < count:
                 reason += ": a worker is free, being admitted"
             else:
-                reason += f" ({busy} of {len(servers)} workers busy)"
+                reason += f" ({busy} of {count} workers busy)"
         entries.append(
             QueueEntry(
                 position, job.job_id, job.owner, job.priority, job.queue, job.created_at, reason

@@ -23,7 +23,13 @@ from trainq.store.keys import CANCEL_FLAG_TTL_S, Keys
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.pending import USAGE_LUA, group_of, queue_ops
 from trainq.store.protocols import JobPage, Mutation
-from trainq.store.totals import increments, just_finished, over_cap, owner_increments
+from trainq.store.totals import (
+    increments,
+    just_finished,
+    over_cap,
+    over_gpu_quota,
+    owner_increments,
+)
 
 # Fair share's default half-life (Slurm's): 7 days.
 DEFAULT_HALF_LIFE_S = 7 * 86_400.0
@@ -32,12 +38,17 @@ _TIE_SLACK = 32
 # A new record and its index entries (all jobs, its status; with an owner, the owner's
 # all and status indexes and the set of owners; when pending, its pending group, the
 # set of groups and a wake-up of the scheduler) in one round trip, or nothing when the
-# id is taken (0) or the owner already has their queued cap (the owner's policy
-# "queued", else ARGV[5]; > 0) of queued jobs (-1).
+# id is taken (0), the owner already has their queued cap (the owner's policy
+# "queued", else ARGV[5]; > 0) of queued jobs (-1), or the job needs more GPUs
+# (ARGV[7]) than the owner's GPU quota (-2): it could never run.
 _CREATE = """
 local cap = tonumber(redis.call('HGET', KEYS[10], 'queued') or ARGV[5])
 if ARGV[4] ~= '' and cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then
   return -1
+end
+local gpu_quota = redis.call('HGET', KEYS[10], 'gpus')
+if ARGV[4] ~= '' and gpu_quota and tonumber(ARGV[7]) > tonumber(gpu_quota) then
+  return -2
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
@@ -120,8 +131,12 @@ class RedisJobRecords:
             owner,
             max_queued,
             group or "",
+            record.spec.gpu_count,
         ]
         created = int(self._create(keys=keys, args=args))
+        if created == -2:
+            quota = self._redis.hget(self._keys.owner_policy(owner), "gpus")
+            raise over_gpu_quota(owner, record.spec.gpu_count, quota)
         if created < 0:
             raise over_cap(owner, max_queued)
         return bool(created)

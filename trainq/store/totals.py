@@ -62,3 +62,11 @@ def over_cap(owner: str, max_queued: int) -> QuotaExceeded:
         f"{owner} already has {max_queued} queued jobs, the most a user may have "
         f"(TRAINQ_MAX_QUEUED_PER_USER={max_queued}): wait for some to start, or cancel some"
     )
+
+
+def over_gpu_quota(owner: str, gpus: int, quota: object) -> QuotaExceeded:
+    """The refusal of a job that needs more GPUs than its owner's GPU quota allows."""
+    return QuotaExceeded(
+        f"the job needs {gpus} GPUs, more than {owner}'s GPU quota of {quota}: it could "
+        "never run; ask an admin to raise it (trainq users quota NAME --gpus N)"
+    )
