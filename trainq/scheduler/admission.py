@@ -26,9 +26,9 @@ from trainq.jobs.record import JobRecord
 from trainq.scheduler.decide import Decision, decide
 from trainq.scheduler.snapshot import Candidate
 from trainq.scheduler.state import SchedulerState
+from trainq.store.coordination import RELEASE_LUA, RENEW_LUA
 from trainq.store.keys import Keys
 from trainq.store.protocols import Coordination, JobRecords
-from trainq.store.redis import RELEASE_LUA, RENEW_LUA
 
 log = logging.getLogger("trainq.scheduler")
 

@@ -19,7 +19,8 @@ import redis
 from trainq.errors import JobNotFound
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus, check_transition
-from trainq.store.keys import CANCEL_FLAG_TTL_S, Keys
+from trainq.store.coordination import RedisCoordination
+from trainq.store.keys import Keys
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.pending import USAGE_LUA, group_of, queue_ops
 from trainq.store.protocols import JobPage, Mutation
@@ -30,6 +31,8 @@ from trainq.store.totals import (
     over_gpu_quota,
     owner_increments,
 )
+
+__all__ = ["RedisCoordination", "RedisIdempotencyKeys", "RedisJobRecords"]
 
 # Fair share's default half-life (Slurm's): 7 days.
 DEFAULT_HALF_LIFE_S = 7 * 86_400.0
@@ -68,23 +71,8 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
 end
 return 0
 """
-# Compare-and-set on the lease value: only the holder of the token renews or frees it.
-RENEW_LUA = """
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 _RELEASE_KEY = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-RELEASE_LUA = """
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -235,56 +223,6 @@ class RedisJobRecords:
                 return self._keys.owner_jobs(owner)
             return self._keys.owner_jobs_by_status(owner, status)
         return self._keys.all_jobs if status is None else self._keys.jobs_by_status(status)
-
-
-class RedisCoordination:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
-        self._redis = client
-        self._keys = keys
-        self._renew = client.register_script(RENEW_LUA)
-        self._release = client.register_script(RELEASE_LUA)
-
-    def request_cancel(self, job_id: str) -> None:
-        self._redis.set(self._keys.cancel(job_id), "1", ex=CANCEL_FLAG_TTL_S)
-
-    def cancel_requested(self, job_id: str) -> bool:
-        return bool(self._redis.exists(self._keys.cancel(job_id)))
-
-    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
-        if self._redis.exists(self._keys.lease(job_id)):
-            return None
-        token = int(self._redis.incr(self._keys.fence(job_id)))
-        value = f"{token}:{owner}"
-        if self._redis.set(self._keys.lease(job_id), value, nx=True, px=int(ttl_s * 1000)):
-            return token
-        return None
-
-    def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
-        keys = [self._keys.lease(job_id)]
-        return bool(self._renew(keys=keys, args=[f"{token}:", int(ttl_s * 1000)]))
-
-    def release_lease(self, job_id: str, token: int) -> None:
-        self._release(keys=[self._keys.lease(job_id)], args=[f"{token}:"])
-
-    def lease_holder(self, job_id: str) -> str | None:
-        value = self._redis.get(self._keys.lease(job_id))
-        return None if value is None else str(value)
-
-    def claim_requeue(self, job_id: str, ttl_s: float) -> bool:
-        name = self._keys.requeue(job_id)
-        return bool(self._redis.set(name, "1", nx=True, px=int(ttl_s * 1000)))
-
-    def request_yield(self, job_id: str, for_job: str, ttl_s: float) -> None:
-        self._redis.set(self._keys.yield_request(job_id), for_job, px=int(ttl_s * 1000))
-
-    def stop_requests(self, job_id: str) -> tuple[bool, str | None]:
-        cancel, for_job = self._redis.mget(
-            [self._keys.cancel(job_id), self._keys.yield_request(job_id)]
-        )
-        return cancel is not None, None if for_job is None else str(for_job)
-
-    def clear_yield(self, job_id: str) -> None:
-        self._redis.delete(self._keys.yield_request(job_id))
 
 
 class RedisIdempotencyKeys:
