@@ -112,6 +112,8 @@ def expectations(visible: str) -> dict[tuple[str, str], dict[str, int | str]]:
         ("GET", "/train"): ANY_USER,
         ("GET", "/train/{job_id}"): job_read(visible),
         ("DELETE", "/train/{job_id}"): owner_only(visible),
+        ("PATCH", "/train/{job_id}"): owner_only(visible),
+        ("GET", "/queue"): ANY_USER,
         ("GET", "/train/{job_id}/logs"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts/{path}"): owner_only(visible),
@@ -123,6 +125,8 @@ def expectations(visible: str) -> dict[tuple[str, str], dict[str, int | str]]:
         ("POST", "/users"): ADMINS_ONLY,
         ("POST", "/users/{name}/tokens"): ADMINS_ONLY,
         ("PATCH", "/users/{name}"): ADMINS_ONLY,
+        ("GET", "/users/{name}/quota"): ADMINS_ONLY,
+        ("PATCH", "/users/{name}/quota"): ADMINS_ONLY,
         ("DELETE", "/tokens/{token_id}"): ADMINS_ONLY,
         ("GET", "/audit"): ADMINS_ONLY,
     }
@@ -159,7 +163,10 @@ def _call(cluster: Cluster, role: str, method: str, path: str) -> httpx.Response
         body = {"name": f"u{uuid.uuid4().hex[:10]}"}
     if "{name}" in path:
         filled = filled.replace("{name}", "alice")
-        body = {"disabled": False} if method == "PATCH" else None
+        if method == "PATCH":
+            body = {"weight": 1} if path.endswith("/quota") else {"disabled": False}
+    if path == "/train/{job_id}" and method == "PATCH":
+        body = {"priority": "low"}  # lowering: any owner may, within their highest
     if "{token_id}" in path:
         with cluster.client("env_admin") as admin:
             made = admin.post("/users/bob/tokens")

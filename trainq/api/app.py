@@ -24,7 +24,7 @@ from trainq.api.auditing import AuditMiddleware
 from trainq.api.auth import Authenticate
 from trainq.api.limits import BodyLimit
 from trainq.api.ratelimit import RateLimit
-from trainq.api.routes import artifacts, audit, cluster, jobs, logs, users
+from trainq.api.routes import artifacts, audit, cluster, jobs, logs, scheduling, users
 from trainq.audit.writer import AuditWriter
 from trainq.config import Settings, get_settings
 from trainq.errors import (
@@ -32,6 +32,7 @@ from trainq.errors import (
     ArtifactError,
     Forbidden,
     JobNotFound,
+    NotPending,
     QuotaExceeded,
     SpecError,
     StoreUnavailable,
@@ -45,8 +46,9 @@ trainq's Celery workers.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>`: a user's token
 (`trainq users add NAME` prints one) or one of the server's `TRAINQ_API_TOKENS`
-(admins). Any user may submit and read jobs; only a job's owner or an admin may cancel
-it or download its artifacts; only admins manage users and read the audit trail.
+(admins). Any user may submit and read jobs and the pending queue; only a job's owner
+or an admin may cancel it, change its priority or download its artifacts; only admins
+manage users and their quotas, and read the audit trail.
 """
 
 
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.authenticate = authenticate  # what trainq.api.auth.Caller asks
     app.include_router(jobs.router(settings))
+    app.include_router(scheduling.router(settings))
     app.include_router(logs.router(settings))
     app.include_router(artifacts.router(settings))
     app.include_router(cluster.router(settings))
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ArtifactError, _status(502))
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(AlreadyFinished, _status(409))
+    app.add_exception_handler(NotPending, _status(409))
     app.add_exception_handler(Forbidden, _status(403))
     app.add_exception_handler(UserNotFound, _status(404))
     app.add_exception_handler(UserExists, _status(409))

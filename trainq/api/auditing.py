@@ -36,6 +36,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", "/users"): "users.add",
     ("POST", "/users/{name}/tokens"): "users.token",
     ("PATCH", "/users/{name}"): "users.update",
+    ("PATCH", "/users/{name}/quota"): "users.quota",
     ("DELETE", "/tokens/{token_id}"): "tokens.revoke",
 }
 # The path parameters that name what a request acts on, looked for in this order

@@ -18,9 +18,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from trainq import connections
+from trainq.client.scheduling import get_policy
 from trainq.config import Settings
-from trainq.errors import JobNotFound, NotAuthenticated, RateLimited
+from trainq.errors import Forbidden, JobNotFound, NotAuthenticated, RateLimited
 from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import Priority
+from trainq.scheduler.policy import check_priority
 from trainq.store.rates import Rate
 from trainq.users.access import Action, decide, refusal
 from trainq.users.model import DEV_USER, ENV_TOKEN_USER, Principal
@@ -101,6 +104,24 @@ def require(principal: Principal, action: Action) -> None:
     """``403`` unless ``principal`` may take ``action`` (one that names no job)."""
     if decide(principal, action) != "allowed":
         raise HTTPException(403, f"{principal.name} may not {action.value}: only an admin may")
+
+
+def scheduling_access(
+    principal: Principal, priority: Priority | None, preemptible: bool | None, settings: Settings
+) -> Priority | None:
+    """For a non-admin: :class:`Forbidden` (``403``) when asking for ``preemptible``
+    false, or for a ``priority`` above the highest their policy allows (else
+    ``TRAINQ_DEFAULT_MAX_PRIORITY``); the highest they may use. None for an admin."""
+    if principal.admin:
+        return None
+    if preemptible is False:
+        raise Forbidden(
+            f"only an admin may mark a job non-preemptible: {principal.name} is not one"
+        )
+    policy = get_policy(principal.name, settings)
+    if priority is not None:
+        check_priority(priority, policy, settings.default_max_priority, principal.name)
+    return policy.highest(settings.default_max_priority)
 
 
 def unauthorized(detail: str) -> HTTPException:

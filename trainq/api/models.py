@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from trainq.cluster.figures import Figures
 from trainq.jobs.record import Artifact, JobRecord
+from trainq.jobs.spec import Priority
 from trainq.jobs.status import JobStatus
+from trainq.scheduler.policy import OwnerPolicy
 
 
 class Problem(BaseModel):
@@ -28,8 +30,9 @@ class JobView(JobRecord):
 
     waiting: str | None = Field(
         default=None,
-        description="For a queued job: its place in the queue, or that no live worker "
-        "serves its queue",
+        description="For a queued job: why the scheduler has not admitted it yet (its "
+        "place in the pending queue, its owner's quota, no live worker for its queue), "
+        "or once admitted its place in its queue",
     )
 
 
@@ -60,6 +63,20 @@ class UserUsage(BaseModel):
     gpu_hours: float = Field(description="GPU-hours of the user's finished jobs")
     cpu_hours: float = Field(description="Run time of the user's finished CPU jobs, in hours")
     running_gpus: int = Field(description="GPUs the user's running jobs hold now")
+    running_jobs: int = Field(
+        default=0, description="Jobs of the user holding a worker's slot (or sent to take one)"
+    )
+    usage_gpu_hours: float = Field(
+        default=0.0,
+        description="Fair-share usage: decayed GPU-hours (CPU time weighted in), running "
+        "attempts included; 0 for an owner with nothing pending or running",
+    )
+    standing: float = Field(
+        default=0.0, description="Fair-share usage over weight: lower is admitted first"
+    )
+    weight: float = Field(default=1.0, description="Fair-share weight")
+    quota_gpus: int | None = Field(default=None, description="Most GPUs at once; null: none")
+    quota_jobs: int | None = Field(default=None, description="Most jobs at once; null: none")
 
 
 class Stats(BaseModel):
@@ -71,6 +88,33 @@ class Stats(BaseModel):
         default_factory=list,
         description="Per job owner (only one's own when jobs are visible to owners only)",
     )
+
+
+class QueuedJob(BaseModel):
+    """A pending job, where it stands in the admission order and why it waits."""
+
+    position: int = Field(description="Its place in the whole pending queue (1: next)")
+    id: str
+    owner: str
+    priority: Priority
+    queue: str
+    name: str | None = Field(description="The job's name, if it has one")
+    created_at: float
+    reason: str = Field(examples=["no live worker serves queue gpu.1"])
+
+
+class PendingQueue(BaseModel):
+    jobs: list[QueuedJob] = Field(description="In the order the scheduler will admit them")
+    total: int = Field(description="Pending jobs that match the filters (before the limit)")
+
+
+class Quota(OwnerPolicy):
+    """An owner's scheduling policy (null: no limit, or the cluster's default) and the
+    cluster's defaults that apply where it sets none."""
+
+    owner: str
+    default_max_priority: Priority = Field(description="TRAINQ_DEFAULT_MAX_PRIORITY")
+    default_queued: int | None = Field(description="TRAINQ_MAX_QUEUED_PER_USER (null: no cap)")
 
 
 class Me(BaseModel):

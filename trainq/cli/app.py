@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -24,6 +25,16 @@ EXIT_UNAVAILABLE = 3
 # Options several commands share, spelled once.
 JobId = Annotated[str, typer.Argument(help="Job id")]
 RecordAsJson = Annotated[bool, typer.Option("--json", help="Print the job record as JSON")]
+
+
+class PriorityLevel(StrEnum):
+    """The scheduler's priorities (trainq.jobs.spec.PRIORITIES), as Typer choices."""
+
+    low = "low"
+    normal = "normal"
+    high = "high"
+
+
 cli = typer.Typer(
     name="trainq",
     help="Run training jobs in containers through Celery.",

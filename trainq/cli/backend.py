@@ -22,11 +22,13 @@ from trainq.config import Settings, get_settings
 from trainq.config.login import remote_api
 from trainq.errors import ArtifactError, ConfigError
 from trainq.jobs.record import JobRecord
+from trainq.jobs.spec import Priority
 from trainq.jobs.status import JobStatus
 from trainq.logs import reader
 from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
 from trainq.remote import ApiClient, RemoteJobs
+from trainq.remote.scheduling import PendingPage, QueuedJob
 from trainq.store.paging import every_job
 from trainq.store.protocols import JobPage
 
@@ -57,6 +59,15 @@ class Jobs(Protocol):
 
     def cancel(self, job_id: str) -> JobRecord:
         """Ask for the job to stop; the record right after (AlreadyFinished)."""
+
+    def change(
+        self, job_id: str, priority: Priority | None, preemptible: bool | None
+    ) -> tuple[JobRecord, str | None]:
+        """A pending job's priority (NotPending; remote: AlreadyFinished), or whether it
+        may be preempted; the record after, and why it waits."""
+
+    def pending_queue(self, owner: str | None, queue: str | None, limit: int) -> PendingPage:
+        """Pending jobs in the order they will be admitted, each with its reason."""
 
     def wait_for(
         self,
@@ -132,6 +143,17 @@ class DirectJobs:
 
     def cancel(self, job_id: str) -> JobRecord:
         return client.cancel(job_id)
+
+    def change(
+        self, job_id: str, priority: Priority | None, preemptible: bool | None
+    ) -> tuple[JobRecord, str | None]:
+        record = client.change_job(job_id, priority=priority, preemptible=preemptible)
+        return record, client.waiting_reason(record, self._settings)
+
+    def pending_queue(self, owner: str | None, queue: str | None, limit: int) -> PendingPage:
+        found = client.scheduling.pending_page(owner, queue, limit, self._settings)
+        jobs = [QueuedJob.model_validate(row) for row in found.rows()]
+        return PendingPage(jobs=jobs, total=found.total)
 
     def wait_for(
         self,
@@ -220,6 +242,14 @@ class RemoteBackend:
 
     def cancel(self, job_id: str) -> JobRecord:
         return self._remote.cancel(job_id)
+
+    def change(
+        self, job_id: str, priority: Priority | None, preemptible: bool | None
+    ) -> tuple[JobRecord, str | None]:
+        return self._remote.change(job_id, priority, preemptible)
+
+    def pending_queue(self, owner: str | None, queue: str | None, limit: int) -> PendingPage:
+        return self._remote.pending_queue(owner, queue, limit)
 
     def wait_for(
         self,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trainq.cli.app import JobId, RecordAsJson, cli, err, fail, out
+from trainq.cli.app import JobId, PriorityLevel, RecordAsJson, cli, err, fail, out
 from trainq.cli.backend import Jobs, open_jobs
 from trainq.cli.render import ProgressView, describe_record
 from trainq.config import get_settings
@@ -62,6 +62,16 @@ def submit(
         list[str] | None,
         typer.Option(help="A dataset by name, mounted read-only at /data/NAME; repeatable"),
     ] = None,
+    priority: Annotated[
+        PriorityLevel | None,
+        typer.Option(help="The scheduler admits higher first (at most your highest)"),
+    ] = None,
+    not_preemptible: Annotated[
+        bool,
+        typer.Option(
+            "--not-preemptible", help="No higher-priority job makes it yield (admins only)"
+        ),
+    ] = False,
     wait: Annotated[
         bool, typer.Option("--wait", "--follow", help="Follow its progress until it ends")
     ] = False,
@@ -83,6 +93,8 @@ def submit(
         "shm_size": shm_size,
         "host": host,
         "datasets": dataset or None,
+        "priority": priority.value if priority else None,
+        "preemptible": False if not_preemptible else None,
     }
     spec = {key: value for key, value in values.items() if value is not None}
     with open_jobs() as jobs:

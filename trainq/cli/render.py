@@ -66,7 +66,7 @@ class ProgressView:
 
 def describe_record(record: JobRecord, waiting: str | None = None) -> RenderableType:
     """A summary table of the record, its attempts, and its result or error; ``waiting``:
-    why a queued job has not started (trainq.cluster.queues.waiting_reason)."""
+    why a queued job has not started (trainq.client.waiting_reason)."""
     summary = Table.grid(padding=(0, 2))
     summary.add_column(no_wrap=True)
     summary.add_column(overflow="fold")  # ids and paths are copied: never cut them
@@ -74,6 +74,11 @@ def describe_record(record: JobRecord, waiting: str | None = None) -> Renderable
     summary.add_row("status", Text(record.status.value, style=_STYLE.get(record.status.value, "")))
     if waiting:
         summary.add_row("waiting", Text(waiting, style="yellow"))
+    shield = "" if record.spec.preemptible else " (not preemptible)"
+    summary.add_row("priority", f"{record.spec.priority}{shield}")
+    if record.preemptions:
+        times = f"{record.preemptions} time{'s' if record.preemptions != 1 else ''}"
+        summary.add_row("preempted", f"{times} (yielded to higher-priority jobs)")
     if record.spec.name:
         summary.add_row("name", record.spec.name)
     if record.owner:
@@ -131,3 +136,12 @@ _STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "cancelled"
 def clock(ts: float, short: bool = False) -> str:
     """Local time of a Unix timestamp, for people."""
     return time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def age(ts: float, now: float | None = None) -> str:
+    """How long ago ``ts`` was, in its largest unit: ``45s``, ``12m``, ``3h``, ``2d``."""
+    elapsed_s = max(0.0, (time.time() if now is None else now) - ts)
+    for unit, size_s in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if elapsed_s >= size_s:
+            return f"{int(elapsed_s // size_s)}{unit}"
+    return f"{int(elapsed_s)}s"

@@ -1,4 +1,5 @@
-"""``trainq users``: add users, issue and revoke their API tokens, disable and enable them.
+"""``trainq users``: add users, issue and revoke their API tokens, disable and enable them,
+and set an owner's scheduling quota (``trainq users quota``).
 
 On a host that reaches Redis they talk to it directly, and each change (or refusal)
 is one audit entry, actor ``TRAINQ_USER``, address "local". With a remote API (as for
@@ -15,25 +16,29 @@ import json
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
 from trainq import connections
 from trainq.audit.trail import AuditEntry
-from trainq.cli.app import cli, err, fail, out
+from trainq.cli.app import PriorityLevel, cli, err, fail, out
 from trainq.cli.render import clock
+from trainq.client import scheduling
 from trainq.config import get_settings
 from trainq.config.login import remote_api
 from trainq.errors import ConfigError, UserExists, UserNotFound
 from trainq.remote.http import ApiClient
+from trainq.remote.scheduling import OwnerQuota
 from trainq.remote.users import RemoteUsers
+from trainq.scheduler.policy import OwnerPolicy
 from trainq.users.model import IssuedToken, TokenInfo
-from trainq.users.protocols import UserStore
+from trainq.users.protocols import UserStore, check_name
 from trainq.users.tokens import is_token_id
 
 users_cli = typer.Typer(
     name="users",
-    help="Users and their API tokens (talks to Redis: run it where Redis answers).",
+    help="Users, their API tokens and quotas (talks to Redis: run it where Redis answers).",
     no_args_is_help=True,
 )
 cli.add_typer(users_cli, name="users")
@@ -136,6 +141,80 @@ def tokens(
     for info in infos:
         table.add_row(*_token_row(info))
     out.print(table)
+
+
+@users_cli.command("quota")
+def quota(
+    name: Annotated[str, typer.Argument(help="The owner: a user, or a direct client's name")],
+    gpus: Annotated[int | None, typer.Option(min=0, help="Most GPUs running at once")] = None,
+    jobs: Annotated[int | None, typer.Option(min=0, help="Most jobs running at once")] = None,
+    queued: Annotated[int | None, typer.Option(min=0, help="Most jobs queued at once")] = None,
+    max_priority: Annotated[
+        PriorityLevel | None, typer.Option(help="The highest priority they may ask for")
+    ] = None,
+    weight: Annotated[
+        float | None, typer.Option(help="Fair-share weight (default 1; 2: twice the share)")
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Back to the defaults (then apply the options)")
+    ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Show an owner's quotas, highest priority and fair-share weight; the options
+    change what they name and keep the rest."""
+    values = {"gpus": gpus, "jobs": jobs, "queued": queued, "weight": weight,
+              "max_priority": max_priority.value if max_priority else None}  # fmt: skip
+    given = {key: value for key, value in values.items() if value is not None}
+    changing = bool(given) or clear
+    try:
+        check_name(name)
+        OwnerPolicy.model_validate(given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _refused("users.quota", name, ValueError(problems), code=2, answer=422) from None
+    except ValueError as exc:
+        raise _refused("users.quota", name, exc, code=2, answer=422) from None
+    settings = get_settings()
+    try:
+        remote = remote_api(settings)
+    except ConfigError as exc:
+        raise fail(escape(str(exc)), 2) from None
+    changes: dict[str, object] = (dict.fromkeys(OwnerPolicy.model_fields) if clear else {}) | given
+    if remote is not None:
+        with ApiClient(*remote, settings.api_timeout_s) as api:
+            users = RemoteUsers(api)
+            found = users.change_quota(name, changes) if changing else users.quota(name)
+    else:
+        policy = scheduling.get_policy(name, settings)
+        if changing:
+            policy = scheduling.change_policy(name, changes, settings)
+            _audit("users.quota", 200, name, detail=f"quota {policy.model_dump_json()}")
+        found = OwnerQuota(
+            owner=name,
+            **policy.model_dump(),
+            default_max_priority=settings.default_max_priority,
+            default_queued=settings.max_queued_per_user or None,
+        )
+    _show_quota(found, as_json)
+
+
+def _show_quota(found: OwnerQuota, as_json: bool) -> None:
+    if as_json:
+        out.print_json(found.model_dump_json())
+        return
+    queued = f"default: {found.default_queued or 'no limit'}"
+    rows = [
+        ("owner", found.owner),
+        ("gpus", "no limit" if found.gpus is None else str(found.gpus)),
+        ("jobs", "no limit" if found.jobs is None else str(found.jobs)),
+        ("queued", queued if found.queued is None else str(found.queued)),
+        ("max priority", found.max_priority or f"default: {found.default_max_priority}"),
+        ("weight", f"{found.weight:g}"),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    for label, value in rows:
+        grid.add_row(label, escape(value))
+    out.print(grid)
 
 
 def _set_disabled(name: str, disabled: bool) -> None:

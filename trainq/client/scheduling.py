@@ -3,6 +3,8 @@ priority, who may be preempted, and each owner's policy and share."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from trainq import connections
 from trainq.config import Settings, get_settings
 from trainq.errors import AlreadyFinished, IllegalTransition, NotPending
@@ -23,10 +25,48 @@ def pending_queue(
     return describe(state.snapshot(heads_per_group=1), state.pending(), state.rules)
 
 
+@dataclass(frozen=True)
+class PendingPage:
+    """The first pending jobs that match a filter, in admission order, their names, and
+    how many match in all. Places (``QueueEntry.position``) are those of the whole queue."""
+
+    entries: list[QueueEntry]
+    names: dict[str, str | None]
+    total: int
+
+    def rows(self) -> list[dict[str, object]]:
+        """Each entry as JSON-ready fields, its job's ``id`` and ``name`` among them."""
+        return [
+            {**asdict(e), "id": e.job_id, "name": self.names.get(e.job_id)} for e in self.entries
+        ]
+
+
+def pending_page(
+    owner: str | None = None,
+    queue: str | None = None,
+    limit: int = 100,
+    settings: Settings | None = None,
+) -> PendingPage:
+    """The pending queue filtered by owner and queue, at most ``limit`` entries."""
+    settings = settings or get_settings()
+    state = connections.scheduler_state(settings)
+    matching = [
+        entry
+        for entry in pending_queue(settings, state)
+        if owner in (None, entry.owner) and queue in (None, entry.queue)
+    ]
+    page = matching[:limit]
+    names = {r.id: r.spec.name for r in state.records([e.job_id for e in page])}
+    return PendingPage(page, names, len(matching))
+
+
 def owner_shares(settings: Settings | None = None) -> list[Share]:
-    """Each owner's fair-share usage, standing, running jobs and GPUs, and policy."""
-    state = connections.scheduler_state(settings or get_settings())
-    return shares(state.snapshot(heads_per_group=1), state.rules)
+    """Every owner's fair-share usage, standing, running jobs and GPUs, and policy
+    (idle owners too: their usage decays while they wait)."""
+    settings = settings or get_settings()
+    state = connections.scheduler_state(settings)
+    everyone = connections.records(settings).owners()
+    return shares(state.snapshot(heads_per_group=1, owners=everyone), state.rules)
 
 
 def pending_reason(record: JobRecord, settings: Settings | None = None) -> str | None:
@@ -80,3 +120,11 @@ def get_policy(owner: str, settings: Settings | None = None) -> OwnerPolicy:
 def set_policy(owner: str, policy: OwnerPolicy, settings: Settings | None = None) -> OwnerPolicy:
     """Replace ``owner``'s quotas, highest priority and weight (fields None: defaults)."""
     return connections.policies(settings).set(owner, policy)
+
+
+def change_policy(
+    owner: str, changes: dict[str, object], settings: Settings | None = None
+) -> OwnerPolicy:
+    """Change some of ``owner``'s policy fields at once (None: back to the default);
+    ValueError naming the field for a bad value. The policy as it is after."""
+    return connections.policies(settings).update(owner, changes)

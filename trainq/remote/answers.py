@@ -26,9 +26,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from trainq.errors import (
     AlreadyFinished,
@@ -52,6 +53,7 @@ _BY_STATUS: dict[int, type[TrainqError]] = {
 _PLACES = ("body", "query", "path", "header")
 
 Errors = Mapping[int, type[TrainqError]]
+M = TypeVar("M", bound=BaseModel)
 
 
 def error_of(
@@ -115,6 +117,23 @@ def invalid(response: httpx.Response) -> SpecError:
         problems.append(f"{field}: {msg}" if field else msg)
     what = "invalid job spec" if place == "body" else "invalid request"
     return SpecError(f"{what}: {'; '.join(problems)}")
+
+
+def parsed(model: type[M], data: Any, url: str) -> M:
+    """``data`` as ``model``; TrainqError naming the API at ``url`` if it is not one."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise TrainqError(
+            f"the API at {url} answered something trainq cannot read as a "
+            f"{model.__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
+
+
+def waiting_of(data: Any) -> str | None:
+    """A job view's ``waiting``: why a queued job has not started."""
+    waiting = data.get("waiting") if isinstance(data, dict) else None
+    return waiting if isinstance(waiting, str) else None
 
 
 def retry_after_s(response: httpx.Response) -> float | None:

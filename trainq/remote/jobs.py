@@ -5,25 +5,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from trainq.errors import JobNotFound, TrainqError
 from trainq.jobs.record import Artifact, JobRecord
+from trainq.jobs.spec import Priority
 from trainq.jobs.status import JobStatus
 from trainq.jobs.waiting import until_final
 from trainq.logs.joining import LogSources
 from trainq.logs.reader import LogQuery
 from trainq.logs.stream import LogLine
-from trainq.remote import artifacts, logs
+from trainq.remote import artifacts, logs, scheduling
+from trainq.remote.answers import parsed, waiting_of
 from trainq.remote.http import ApiClient, job_path
 from trainq.store.paging import every_record
 from trainq.store.protocols import JobPage
 
 # The API's largest page (GET /train?limit=); a longer list is read page by page.
 PAGE_LIMIT = 500
-M = TypeVar("M", bound=BaseModel)
 
 
 class Identity(BaseModel):
@@ -63,7 +64,7 @@ class RemoteJobs:
     def get_job(self, job_id: str) -> tuple[JobRecord, str | None]:
         """The record, and why it waits while it is queued."""
         data = self.api.fetch("GET", job_path(job_id))
-        return parsed(JobRecord, data, self.url), _waiting(data)
+        return parsed(JobRecord, data, self.url), waiting_of(data)
 
     def list_jobs(
         self,
@@ -93,6 +94,19 @@ class RemoteJobs:
     def cancel(self, job_id: str) -> JobRecord:
         """DELETE /train/{id}: the record right after (AlreadyFinished: 409)."""
         return parsed(JobRecord, self.api.fetch("DELETE", job_path(job_id)), self.url)
+
+    def change(
+        self, job_id: str, priority: Priority | None = None, preemptible: bool | None = None
+    ) -> tuple[JobRecord, str | None]:
+        """PATCH /train/{id}: a pending job's priority, or whether it may be preempted;
+        the record after and why it waits (AlreadyFinished: 409, not pending or final)."""
+        return scheduling.change(self.api, job_id, priority, preemptible)
+
+    def pending_queue(
+        self, owner: str | None = None, queue: str | None = None, limit: int = 100
+    ) -> scheduling.PendingPage:
+        """GET /queue: pending jobs in the order they will be admitted, with reasons."""
+        return scheduling.pending(self.api, owner, queue, limit)
 
     def wait_for(
         self,
@@ -138,22 +152,6 @@ class RemoteJobs:
     def download(self, job_id: str, path: str, target: Path) -> None:
         """The artifact's bytes into ``target`` (whole, or not at all)."""
         artifacts.download(self.api, job_id, path, target)
-
-
-def parsed(model: type[M], data: Any, url: str) -> M:
-    """``data`` as ``model``; TrainqError naming the API at ``url`` if it is not one."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise TrainqError(
-            f"the API at {url} answered something trainq cannot read as a "
-            f"{model.__name__}: {' '.join(str(exc).split())[:300]}"
-        ) from None
-
-
-def _waiting(data: Any) -> str | None:
-    waiting = data.get("waiting") if isinstance(data, dict) else None
-    return waiting if isinstance(waiting, str) else None
 
 
 def _page(data: Any, url: str) -> tuple[list[Any], str | None]:

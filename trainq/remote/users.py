@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from trainq.errors import Forbidden, UserExists, UserNotFound
+from trainq.remote import scheduling
 from trainq.remote.answers import Errors
 from trainq.remote.http import ApiClient
 from trainq.users.model import IssuedToken, TokenInfo, User
@@ -48,6 +49,14 @@ class RemoteUsers:
             raise UserNotFound(f"no user named {name!r}")
         infos = [TokenInfo.model_validate(t) for t in found["tokens"]]
         return [t for t in infos if name is None or t.user == name]
+
+    def quota(self, owner: str) -> scheduling.OwnerQuota:
+        """GET /users/{name}/quota: the owner's policy and the cluster's defaults."""
+        return scheduling.quota(self._api, owner)
+
+    def change_quota(self, owner: str, fields: dict[str, Any]) -> scheduling.OwnerQuota:
+        """PATCH /users/{name}/quota: ``fields`` merged in (None: back to the default)."""
+        return scheduling.change_quota(self._api, owner, fields)
 
     def _everything(self) -> dict[str, Any]:
         found: dict[str, Any] = self._api.fetch("GET", "/users", errors=_ERRORS)

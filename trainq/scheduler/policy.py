@@ -79,6 +79,25 @@ class Policies:
             pipe.execute()
         return policy
 
+    def update(self, owner: str, changes: dict[str, object]) -> OwnerPolicy:
+        """Set the fields in ``changes`` (None: remove, the default applies) in one
+        transaction, leaving the others as they are; the policy after.
+        ValueError (naming the field) for a value the policy refuses."""
+        unknown = set(changes) - set(OwnerPolicy.model_fields)
+        if unknown:
+            raise ValueError(f"unknown policy fields: {', '.join(sorted(unknown))}")
+        OwnerPolicy.model_validate({k: v for k, v in changes.items() if v is not None})
+        key = self._keys.owner_policy(owner)
+        with self._redis.pipeline() as pipe:  # MULTI: all the fields or none
+            for name, value in changes.items():
+                if value is None:
+                    pipe.hdel(key, name)
+                else:
+                    pipe.hset(key, name, str(value))
+            pipe.hgetall(key)
+            raw = cast(dict[str, str], pipe.execute()[-1])
+        return parse(raw)
+
 
 def parse(raw: dict[str, str]) -> OwnerPolicy:
     values: dict[str, object] = {}

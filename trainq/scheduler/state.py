@@ -4,6 +4,7 @@ whatever the number of pending jobs (the indexes are :mod:`trainq.store.pending`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import cast
 
 import redis
@@ -45,9 +46,10 @@ class SchedulerState:
     def rules(self) -> Rules:
         return self._rules
 
-    def snapshot(self, heads_per_group: int | None = None) -> Snapshot:
+    def snapshot(self, heads_per_group: int | None = None, owners: Iterable[str] = ()) -> Snapshot:
         """The cluster now, with each group's oldest ``heads_per_group`` pending jobs
-        (default: one more than the cluster's free slots)."""
+        (default: one more than the cluster's free slots); besides the owners with
+        pending or held jobs, ``owners``' policies and usage too."""
         now = time.time()
         workers = [w for w in self._registry.live() if able(w)]
         with self._redis.pipeline(transaction=False) as pipe:
@@ -61,8 +63,9 @@ class SchedulerState:
             capacity = sum(w.concurrency for w in workers)
             heads_per_group = max(capacity - len(holders), 0) + 1
         heads = self._heads(sorted(groups), heads_per_group)
-        owners = {c.owner for jobs in heads.values() for c in jobs} | {h.owner for h in holders}
-        snapshot = Snapshot(now, workers, holders, heads, self._owners(sorted(owners), now))
+        seen = {c.owner for jobs in heads.values() for c in jobs} | {h.owner for h in holders}
+        states = self._owners(sorted(seen | set(owners)), now)
+        snapshot = Snapshot(now, workers, holders, heads, states)
         self._fill_waits(snapshot)
         return snapshot
 

@@ -4,6 +4,7 @@ record, its result, and what its end makes of the job (retry, succeed, fail)."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from pathlib import Path, PurePath
@@ -89,9 +90,19 @@ def limit_s(record: JobRecord, settings: Settings) -> int:
 
 
 def remaining_s(record: JobRecord, settings: Settings) -> float:
-    """Time left of the job's limit, counted from its first attempt's start."""
+    """Time left of the job's limit, counted from its first attempt's start, less the
+    time it waited pending after yielding to a higher-priority job (not its own time)."""
     first = record.attempts[0].started_at if record.attempts else None
-    return (first or time.time()) + limit_s(record, settings) - time.time()
+    return (first or time.time()) + limit_s(record, settings) + yielded_s(record) - time.time()
+
+
+def yielded_s(record: JobRecord) -> float:
+    """How long the job waited between each preempted attempt and the next one."""
+    waited = 0.0
+    for ended, following in itertools.pairwise(record.attempts):
+        if ended.failure_class == FailureClass.PREEMPTED and ended.ended_at is not None:
+            waited += max((following.started_at or ended.ended_at) - ended.ended_at, 0.0)
+    return waited
 
 
 def launch_of(

@@ -8,11 +8,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from trainq import connections
 from trainq.api.auth import Caller, current_principal
 from trainq.api.models import UNAUTHORIZED, Health, Me, Stats, UserUsage, WorkerView
+from trainq.client.scheduling import owner_shares
 from trainq.cluster import metrics
 from trainq.cluster.figures import ClusterView
 from trainq.cluster.registry import WorkerInfo
 from trainq.cluster.usage import Usage, usage
 from trainq.config import Settings
+from trainq.scheduler.view import Share
 
 
 def router(settings: Settings) -> APIRouter:
@@ -30,16 +32,22 @@ def router(settings: Settings) -> APIRouter:
     @api.get("/stats", response_model=Stats, responses=UNAUTHORIZED)
     def stats(principal: Caller) -> Stats:
         """Jobs by status, queue lengths, live workers and their GPUs, figures, and per
-        user their jobs and GPU-hours."""
+        user their jobs, GPU-hours, fair-share usage and standing, and quotas."""
         now = cluster().snapshot()
         hidden = settings.jobs_visible == "owner" and not principal.admin
         owners = usage(connections.records(settings), principal.name if hidden else None)
+        shares = {share.owner: share for share in owner_shares(settings)}
+        idle = [u.name for u in owners if u.name not in shares]
+        policies = connections.policies(settings).many(idle) if idle else {}
         return Stats(
             jobs={status.value: count for status, count in now.jobs.items()},
             queues=now.queues,
             workers=[_worker(w) for w in now.workers],
             figures=now.figures,
-            users=[_usage(u) for u in owners],
+            users=[
+                _usage(u, shares.get(u.name) or Share(u.name, 0.0, 0.0, 0, 0, policies[u.name]))
+                for u in owners
+            ],
         )
 
     @api.get(
@@ -85,11 +93,19 @@ def _worker(info: WorkerInfo) -> WorkerView:
     )
 
 
-def _usage(found: Usage) -> UserUsage:
+def _usage(found: Usage, share: Share) -> UserUsage:
+    """An owner's usage, and their fair share (zeros for one with nothing pending or
+    running: the scheduler does not look at them)."""
     return UserUsage(
         name=found.name,
         jobs={status.value: count for status, count in found.jobs.items()},
         gpu_hours=round(found.gpu_hours, 6),
         cpu_hours=round(found.cpu_hours, 6),
         running_gpus=found.running_gpus,
+        running_jobs=share.running_jobs,
+        usage_gpu_hours=round(share.usage_gpu_hours, 6),
+        standing=round(share.standing, 3),
+        weight=share.policy.weight,
+        quota_gpus=share.policy.gpus,
+        quota_jobs=share.policy.jobs,
     )

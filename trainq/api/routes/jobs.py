@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Response
 
 from trainq import client
-from trainq.api.auth import Caller, job_access
+from trainq.api.auth import Caller, job_access, scheduling_access
 from trainq.api.models import (
     FORBIDDEN,
     NOT_FOUND,
@@ -24,6 +24,7 @@ from trainq.config import USER_NAME_PATTERN, Settings
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
+from trainq.scheduler.policy import RANK
 from trainq.users.access import Action
 from trainq.users.model import Principal
 
@@ -47,6 +48,11 @@ def router(settings: Settings) -> APIRouter:
         responses={
             **UNAUTHORIZED,
             **QUOTA,
+            403: {
+                "model": Problem,
+                "description": "A priority above the caller's highest, or non-preemptible "
+                "asked by someone not an admin",
+            },
             200: {"model": JobAccepted, "description": "Same Idempotency-Key: the first job"},
             400: {"model": Problem, "description": "The body is not JSON"},
             409: {"model": Problem, "description": "Two different idempotency keys"},
@@ -69,8 +75,15 @@ def router(settings: Settings) -> APIRouter:
         ] = None,
     ) -> JobAccepted:
         """Validate, record the job as queued, and queue it (`202`, `Location`). The
-        token's user owns it; over the owner's queued-jobs cap it is refused (`429`)."""
+        token's user owns it; over the owner's queued-jobs cap it is refused (`429`).
+        Only an admin may ask for a priority above the owner's highest, or mark a job
+        non-preemptible (`403`); without a priority, a job gets `normal`, or the
+        owner's highest if that is lower."""
         values = spec.model_dump(mode="json", exclude_unset=True)
+        asked = spec.priority if "priority" in values else None
+        highest = scheduling_access(principal, asked, spec.preemptible, settings)
+        if asked is None and highest is not None and RANK[highest] < RANK[spec.priority]:
+            values["priority"] = highest
         if idempotency_key is not None:
             if spec.idempotency_key not in (None, idempotency_key):
                 raise HTTPException(
