@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clusters import Cluster
 from tests.harness import REDIS_PORT, REDIS_URL, STATE_DIR, Worker, trainq_containers
 from tests.s3server import S3Server
 from trainq.testing import RedisServer
@@ -25,6 +26,16 @@ def redis_server() -> Iterator[str]:
     server = RedisServer(STATE_DIR / "redis", port=REDIS_PORT).start()
     yield REDIS_URL
     server.stop()
+
+
+@pytest.fixture
+def cluster(redis_server: str, tmp_path: Path) -> Iterator[Cluster]:
+    """A scheduler test's own cluster (key prefix, simulated GPU workers), closed after."""
+    made = Cluster(tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 def _workers(folder: Path, env: dict[str, str]) -> Iterator[Callable[..., Worker]]:

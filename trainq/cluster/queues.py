@@ -23,7 +23,7 @@ _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
 # Look for the job's own message only in queues this short: the index costs a read of
 # the list.
-_SCAN_LIMIT = 1000
+SCAN_LIMIT = 1000
 
 
 def queue_keys(settings: Settings, queue: str) -> list[str]:
@@ -44,8 +44,8 @@ def ahead_of(client: redis.Redis, settings: Settings, queue: str, job_id: str) -
     """How many messages will be taken before the job's own; None when it is not there
     (already delivered) or the queue is too long to look."""
     key = queue_keys(settings, queue)[0]
-    messages: list[bytes | str] = client.lrange(key, 0, _SCAN_LIMIT)
-    if len(messages) > _SCAN_LIMIT:
+    messages: list[bytes | str] = client.lrange(key, 0, SCAN_LIMIT)
+    if len(messages) > SCAN_LIMIT:
         return None
     needle = job_id.encode()
     for index, message in enumerate(messages):

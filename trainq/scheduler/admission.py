@@ -7,7 +7,9 @@ A pass is woken by events (a job became pending, a job stopped holding a slot, a
 worker joined or left: the ``scheduler:wake`` list) and also runs every
 ``scheduler_interval_s``. Admitting is *send, then mark*: a crash between the two
 leaves the job pending, so the next pass sends it again, and the duplicate message is
-harmless (adopt-or-launch and the job's lease: one container, one supervisor).
+harmless (adopt-or-launch and the job's lease: one container, one supervisor). A job
+sent long ago that is neither running nor in its queue (the worker that took it died
+before recording it running) is sent again.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from collections.abc import Callable
 
 import redis
 
+from trainq.cluster import queues
 from trainq.config import Settings
 from trainq.errors import IllegalTransition, JobNotFound
 from trainq.jobs.record import JobRecord
+from trainq.jobs.status import JobStatus
 from trainq.scheduler.decide import Decision, decide
-from trainq.scheduler.snapshot import Candidate
+from trainq.scheduler.snapshot import Candidate, Holder, Snapshot
 from trainq.scheduler.state import SchedulerState
 from trainq.store.coordination import RELEASE_LUA, RENEW_LUA
 from trainq.store.keys import Keys
@@ -44,6 +48,13 @@ def admitted(record: JobRecord, now: float) -> JobRecord:
     if record.pending:
         changes["admitted_at"] = now
     return record.moved_to(record.status, **changes)
+
+
+def resent(record: JobRecord, now: float) -> JobRecord:
+    """The record of a job sent again because its first message was lost."""
+    if record.status != JobStatus.QUEUED:
+        return record.moved_to(record.status)
+    return record.moved_to(record.status, admitted_at=now)
 
 
 class Admission:
@@ -75,9 +86,11 @@ class Admission:
 
     def run_pass(self) -> Decision:
         """Admit what can run now and ask for what must yield; what was decided."""
-        decision = decide(self._state.snapshot(), self._state.rules)
+        snapshot = self._state.snapshot()
+        decision = decide(snapshot, self._state.rules)
         for candidate in decision.admit:
             self._admit(candidate)
+        self._resend_lost(snapshot)
         ttl_s = self._settings.stop_grace_s + _YIELD_MARGIN_S
         for victim, beneficiary in decision.preempt:
             log.info("asking job %s (%s) to yield to job %s (%s)", victim.job_id,
@@ -91,6 +104,35 @@ class Admission:
             return  # cancelled, or admitted by another pass, since the snapshot
         self._send(record)
         self.mark(record.id)
+
+    def _resend_lost(self, snapshot: Snapshot) -> None:
+        """Send again a job admitted long ago that is neither running nor in its queue:
+        the worker that took its message died before recording it running. Its slot is
+        held meanwhile; a duplicate message is harmless (adopt-or-launch)."""
+        for holder in snapshot.holders:
+            if not self._lost(holder, snapshot.now):
+                continue
+            (record,) = self._state.records([holder.job_id]) or (None,)
+            if record is None or record.status != JobStatus.QUEUED or record.pending:
+                continue
+            log.warning("job %s was sent to queue %s long ago but is neither running nor "
+                        "in it: sending it again", record.id, holder.queue)  # fmt: skip
+            self._send(record)
+            self._resent(record.id)
+
+    def _lost(self, holder: Holder, now: float) -> bool:
+        sent_at = holder.admitted_at
+        stale_s = self._settings.worker_ttl_s * 2
+        if holder.worker is not None or sent_at is None or now - sent_at < stale_s:
+            return False
+        if queues.queue_length(self._redis, self._settings, holder.queue) > queues.SCAN_LIMIT:
+            return False  # too long to look for it: it is probably there
+        return queues.ahead_of(self._redis, self._settings, holder.queue, holder.job_id) is None
+
+    def _resent(self, job_id: str) -> None:
+        now = time.time()
+        with contextlib.suppress(IllegalTransition, JobNotFound):
+            self._records.update(job_id, lambda r: resent(r, now))
 
     def mark(self, job_id: str) -> None:
         """Record the job as admitted (sent)."""

@@ -45,6 +45,7 @@ class Holder:
     preemptible: bool = True
     preemptions: int = 0
     yielding_to: str | None = None  # asked to yield to this job, not yet stopped
+    admitted_at: float | None = None  # when it was sent, while no worker has taken it
 
 
 @dataclass

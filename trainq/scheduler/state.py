@@ -169,4 +169,5 @@ def holder_of(record: JobRecord, yield_to: str | None = None) -> Holder:
         preemptible=record.spec.preemptible,
         preemptions=record.preemptions,
         yielding_to=yield_to,
+        admitted_at=record.admitted_at if record.status == JobStatus.QUEUED else None,
     )
