@@ -17,8 +17,10 @@ import redis
 from celery.result import AsyncResult
 
 from tests.harness import BIN, PREFIX, REDIS_URL, REPO, Worker, trainq_containers, wait_until
-from trainq import JobStatus, app, connections, submit_training
+from trainq import JobStatus, app, cancel, connections, submit_training
 from trainq.jobs.record import JobRecord
+from trainq.store.keys import Keys
+from trainq.store.pending import group_of
 from trainq.worker.task import requeue
 
 pytestmark = pytest.mark.faults
@@ -57,24 +59,29 @@ class ContainerWatch:
 
 
 def test_a_cancelled_queued_job_never_starts(docker_workers: Workers) -> None:
-    r = submit_training.delay(epochs=1)  # no worker runs yet: it waits in the queue
+    r = submit_training.delay(epochs=1)  # no worker runs yet: it is pending
 
     cancelled = subprocess.run(
         [str(BIN / "trainq"), "cancel", r.id, "--json"], capture_output=True, text=True, cwd=REPO
     )
     assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout)["status"] == "cancelled"
+    # Submitted after it, so admitted after it would have been: once this one is done,
+    # the scheduler has passed the cancelled job by.
+    later = submit_training.delay(epochs=1)
 
     docker_workers("cancel-queued@testhost")
     watch = ContainerWatch(r.id)
 
-    def message_consumed() -> bool:
+    def later_finished() -> bool:
         watch.look()
-        return AsyncResult(r.id, app=app).state in ("REVOKED", "FAILURE")
+        return record(later.id).status.is_terminal
 
-    wait_until(message_consumed, 60, "the worker to consume the cancelled job's message")
-    assert record(r.id).status == JobStatus.CANCELLED
-    assert record(r.id).attempts == []
+    wait_until(later_finished, 90, "the job submitted after the cancelled one to finish")
+    assert record(later.id).status == JobStatus.SUCCEEDED
+    job = record(r.id)
+    assert (job.status, job.attempts, job.admissions) == (JobStatus.CANCELLED, [], 0)
+    assert AsyncResult(r.id, app=app).state == "PENDING"  # never sent, so never consumed
     assert watch.seen == set()
 
     again = subprocess.run([str(BIN / "trainq"), "cancel", r.id], capture_output=True, text=True)
@@ -231,6 +238,8 @@ def test_a_python_exception_fails_at_once_with_its_traceback(docker_workers: Wor
 
 
 def test_idempotency_key_returns_the_first_job(redis_server: str) -> None:
+    records = connections.records()
+    before = records.count()
     first = submit_training.apply_async(kwargs={"epochs": 1, "idempotency_key": "nightly-42"},
                                         queue="trainq-test-idle")  # fmt: skip
     again = subprocess.run(
@@ -239,6 +248,11 @@ def test_idempotency_key_returns_the_first_job(redis_server: str) -> None:
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["id"] == first.id
-    client = redis.Redis.from_url(REDIS_URL)
-    assert client.llen(f"{PREFIX}trainq-test-idle") == 1  # the second sent nothing
-    client.delete(f"{PREFIX}trainq-test-idle")
+    # The second recorded nothing: one record, alone in its pending group (nobody serves
+    # the queue, so the scheduler sends nothing either).
+    assert records.count() == before + 1
+    group = group_of(record(first.id))
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    assert group is not None and client.zrange(Keys(PREFIX).pending(group), 0, -1) == [first.id]
+    assert client.llen(f"{PREFIX}trainq-test-idle") == 0
+    cancel(first.id)

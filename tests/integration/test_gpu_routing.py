@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from celery.result import AsyncResult
 
 from tests.harness import BIN, REPO, Worker, wait_until
 from trainq import JobStatus, SpecError, cancel, connections, submit_training
-from trainq.cluster.queues import waiting_reason
+from trainq.client import waiting_reason
 from trainq.cluster.registry import Registry
 from trainq.config import get_settings
 from trainq.jobs.record import JobRecord
@@ -40,6 +41,8 @@ PROBE = [
     "print(json.dumps({'trainq': 'result', 'seen': seen, 't0': t0, 't1': time.time()}))\n",
 ]
 HOST = get_settings().hostname
+# How a pending job's reason ends: its place in the scheduler's pending queue.
+PLACE = r" \(place \d+ in the pending queue\)"
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +71,8 @@ def gpu_workers(
 
 
 def waiting(record: JobRecord) -> str | None:
-    workers = connections.live_workers()
-    return waiting_reason(record, get_settings(), connections.client(), workers)
+    """The job's waiting reason as callers get it (the scheduler's, while pending)."""
+    return waiting_reason(record)
 
 
 def finished(job_ids: list[str]) -> list[JobRecord]:
@@ -150,8 +153,12 @@ def test_a_job_naming_a_gpu_nobody_owns_waits_with_a_reason_naming_its_queue(
     job_id = submit_training.delay(gpu=True, gpu_ids=[7]).id
     try:
         record = connections.records().get(job_id)
-        reason = waiting(record)
-        assert reason == f"no live worker serves queue gpu.7@{HOST}"
+        assert record.pending  # the scheduler sends it only once a worker serves its queue
+        reason = waiting(record) or ""
+        assert re.fullmatch(
+            rf"no live worker serves queue gpu\.7@{re.escape(HOST)}{PLACE}",
+            reason,
+        ), reason
 
         shown = subprocess.run(
             [str(BIN / "trainq"), "status", job_id],
@@ -166,18 +173,26 @@ def test_a_job_naming_a_gpu_nobody_owns_waits_with_a_reason_naming_its_queue(
 
 
 def test_a_served_queued_job_gets_its_place_in_the_queue(gpu_workers: dict[int, Worker]) -> None:
-    slow = [sys.executable, "-c", "import time; time.sleep(3)"]
+    """While GPU 0's worker is busy, the next jobs for it are pending, 1st and 2nd for its
+    queue (both cancelled before the first ends: the sleep only has to outlast the test)."""
+    slow = [sys.executable, "-c", "import time; time.sleep(60)"]
     first = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
     wait_until(
         lambda: connections.records().get(first).status == JobStatus.RUNNING, 60, "first job"
     )
     second = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
+    third = submit_training.delay(gpu=True, gpu_ids=[0], command=slow).id
     try:
-        reason = waiting(connections.records().get(second))
-        assert reason == f"in queue gpu.0@{HOST}: 0 job(s) ahead of it, served by 1 live worker"
+        queue = re.escape(f"gpu.0@{HOST}")
+        for job_id, place in ((second, "1st"), (third, "2nd")):
+            record = connections.records().get(job_id)
+            assert record.pending, record
+            reason = waiting(record) or ""
+            expected = rf"{place} for {queue} \(1 of 1 workers busy\){PLACE}"
+            assert re.fullmatch(expected, reason), reason
     finally:
-        cancel(second)
-        cancel(first)
+        for job_id in (third, second, first):
+            cancel(job_id)
 
 
 def test_more_gpus_than_any_live_worker_is_refused_at_submit(

@@ -11,7 +11,9 @@ import redis
 from celery.result import AsyncResult
 
 from tests.harness import PREFIX, REDIS_URL, REPO, Worker, wait_until
-from trainq import JobStatus, SpecError, app, connections, submit_training
+from trainq import JobStatus, SpecError, app, cancel, connections, submit_training
+from trainq.store.keys import Keys
+from trainq.store.pending import group_of
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +69,28 @@ def test_progress_state_is_visible_while_the_job_runs(worker: Worker) -> None:
     assert r.get(timeout=120)["final_loss"] > 0
 
 
-def test_invalid_spec_enqueues_nothing(redis_server: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+def test_invalid_spec_records_and_enqueues_nothing(redis_server: str) -> None:
+    """A refused spec leaves no record, no pending entry and no message; a valid one to
+    the same idle queue is recorded as pending in its group (the fair scheduler sends it
+    only once a worker serves that queue), so the keys looked at are the right ones."""
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    keys = Keys(PREFIX)
     queue = "trainq-test-idle"
-    key = f"{PREFIX}{queue}"
-    client.delete(key)
+    broker = f"{PREFIX}{queue}"
+    records = connections.records()
+    client.delete(broker)
+    before = records.count()
 
     with pytest.raises(SpecError, match="epochs"):
         submit_training.apply_async(kwargs={"epochs": -1}, queue=queue)
-    assert client.llen(key) == 0
+    assert records.count() == before
+    assert not any(f":{queue}:" in g for g in client.smembers(keys.pending_groups))
 
-    # The same call with a valid spec does land in that list: the key is the right one.
-    submit_training.apply_async(kwargs={"epochs": 1}, queue=queue)
-    assert client.llen(key) == 1
-    client.delete(key)
+    job_id = submit_training.apply_async(kwargs={"epochs": 1}, queue=queue).id
+    record = records.get(job_id)
+    group = group_of(record)
+    assert (record.pending, record.queue, group) == (True, queue, f"normal:{queue}:{record.owner}")
+    assert group is not None and client.zrange(keys.pending(group), 0, -1) == [job_id]
+    assert client.llen(broker) == 0  # not sent: nobody serves the queue
+    cancel(job_id)
+    assert client.zrange(keys.pending(group), 0, -1) == []

@@ -101,6 +101,7 @@ def fleet(*gpu_sets: tuple[int, ...]) -> list[WorkerInfo]:
 
 
 def test_submit_records_and_sends_to_the_routed_queue(settings: Settings) -> None:
+    """With the FIFO scheduler submit sends at once, to the routed queue."""
     store = MemoryJobRecords()
     sent: list[tuple[str, str]] = []
 
@@ -108,15 +109,38 @@ def test_submit_records_and_sends_to_the_routed_queue(settings: Settings) -> Non
         {"gpu": True, "gpu_ids": [1]},
         send=lambda payload, job, queue: sent.append((job, queue)),
         records=store,
-        settings=settings,
+        settings=settings.model_copy(update={"scheduler": "fifo"}),
         workers=lambda: fleet((0,), (1,)),
     )
 
     assert sent == [(job_id, "gpu.1@box1")]
-    assert store.get(job_id).queue == "gpu.1@box1"
+    record = store.get(job_id)
+    assert (record.queue, record.pending, record.admissions) == ("gpu.1@box1", False, 1)
 
 
-def test_an_explicit_queue_wins_and_is_recorded(settings: Settings) -> None:
+def test_with_the_fair_scheduler_submit_records_the_routed_queue_and_sends_nothing(
+    settings: Settings,
+) -> None:
+    """The fair scheduler's submit leaves the job pending: the admission loop sends it."""
+    store = MemoryJobRecords()
+    sent: list[tuple[str, str]] = []
+
+    job_id = client.submit(
+        {"gpu": True, "gpu_ids": [1]},
+        send=lambda payload, job, queue: sent.append((job, queue)),
+        records=store,
+        settings=settings.model_copy(update={"scheduler": "fair"}),
+        workers=lambda: fleet((0,), (1,)),
+    )
+
+    assert sent == []
+    record = store.get(job_id)
+    assert (record.queue, record.pending, record.admissions) == ("gpu.1@box1", True, 0)
+    assert record.queued_at == record.created_at
+
+
+@pytest.mark.parametrize("scheduler", ["fifo", "fair"])
+def test_an_explicit_queue_wins_and_is_recorded(settings: Settings, scheduler: str) -> None:
     store = MemoryJobRecords()
     sent: list[str] = []
 
@@ -124,11 +148,11 @@ def test_an_explicit_queue_wins_and_is_recorded(settings: Settings) -> None:
         {},
         send=lambda p, j, queue: sent.append(queue),
         records=store,
-        settings=settings,
+        settings=settings.model_copy(update={"scheduler": scheduler}),
         queue="other",
     )
 
-    assert sent == ["other"]
+    assert sent == (["other"] if scheduler == "fifo" else [])
     assert store.get(job_id).queue == "other"
 
 

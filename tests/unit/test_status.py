@@ -55,6 +55,15 @@ def test_the_expected_lifecycle_is_allowed() -> None:
         check_transition(current, new)
 
 
+def test_a_preempted_job_goes_back_to_queued_only_from_running() -> None:
+    """The scheduler's preemption: a running job is pending again (not a retry)."""
+    path = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.RUNNING]
+    for current, new in itertools.pairwise(path):
+        check_transition(current, new)
+    with pytest.raises(IllegalTransition):
+        check_transition(JobStatus.RETRYING, JobStatus.QUEUED)
+
+
 def _record() -> JobRecord:
     return JobRecord(id="job-1", spec=JobSpec())
 

@@ -64,12 +64,13 @@ def describe(
     jobs.sort(key=lambda c: order_key(c, standing.get(c.owner, 0.0)))
     places: dict[str, int] = {}
     entries = []
-    serving: dict[str, tuple[int, int]] = {}  # per queue: workers serving it, busy ones
+    serving: dict[str, tuple[int, int, int]] = {}  # per queue: its workers, busy, free slots
     for position, job in enumerate(jobs, start=1):
         if job.queue not in serving:
             servers = [w for w in snapshot.workers if w.serves(job.queue)]
-            serving[job.queue] = (len(servers), sum(1 for w in servers if free[w.name] <= 0))
-        count, busy = serving[job.queue]
+            busy = sum(1 for w in servers if free[w.name] <= 0)
+            serving[job.queue] = (len(servers), busy, sum(max(free[w.name], 0) for w in servers))
+        count, busy, slots = serving[job.queue]
         load = held.get(job.owner, Load())
         policy = snapshot.owner(job.owner).policy
         quota = load.over(policy, job.gpus)
@@ -82,7 +83,7 @@ def describe(
         else:
             place = places[job.queue] = places.get(job.queue, 0) + 1
             reason = f"{ordinal(place)} for {job.queue}"
-            if place == 1 and busy < count:
+            if place <= slots:
                 reason += ": a worker is free, being admitted"
             else:
                 reason += f" ({busy} of {count} workers busy)"

@@ -126,7 +126,8 @@ class RedisJobRecords:
             quota = self._redis.hget(self._keys.owner_policy(owner), "gpus")
             raise over_gpu_quota(owner, record.spec.gpu_count, quota)
         if created < 0:
-            raise over_cap(owner, max_queued)
+            own_cap = self._redis.hget(self._keys.owner_policy(owner), "queued")
+            raise over_cap(owner, int(own_cap) if own_cap else max_queued, own_cap is not None)
         return bool(created)
 
     def get(self, job_id: str) -> JobRecord:

@@ -56,11 +56,17 @@ def just_finished(before: JobRecord, after: JobRecord) -> bool:
     return after.status.is_terminal and not before.status.is_terminal
 
 
-def over_cap(owner: str, max_queued: int) -> QuotaExceeded:
-    """The refusal of a submit that would put ``owner`` over the queued-jobs cap."""
+def over_cap(owner: str, max_queued: int, own: bool = False) -> QuotaExceeded:
+    """The refusal of a submit that would put ``owner`` over the queued-jobs cap: the
+    cluster's, or their ``own`` (their quota)."""
+    source = (
+        f"{owner}'s queued quota (trainq users quota)"
+        if own
+        else f"TRAINQ_MAX_QUEUED_PER_USER={max_queued}"
+    )
     return QuotaExceeded(
         f"{owner} already has {max_queued} queued jobs, the most a user may have "
-        f"(TRAINQ_MAX_QUEUED_PER_USER={max_queued}): wait for some to start, or cancel some"
+        f"({source}): wait for some to start, or cancel some"
     )
 
 
