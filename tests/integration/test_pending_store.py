@@ -199,7 +199,7 @@ def test_a_policy_cap_refusal_names_the_policys_cap(
 ) -> None:
     Policies(client, keys).set("alice", OwnerPolicy(queued=1))
     store.create(pending("a1"))
-    with pytest.raises(QuotaExceeded, match="already has 1 queued jobs.*alice's queued quota"):
+    with pytest.raises(QuotaExceeded, match=r"already has 1 queued jobs.*alice's queued quota"):
         store.create(pending("a2"))
 
 
