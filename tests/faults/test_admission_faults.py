@@ -16,6 +16,7 @@ from tests.harness import STATE_DIR, wait_until
 from trainq import connections
 from trainq.celery_app import TASK_NAME, create_app
 from trainq.cluster.registry import WorkerInfo
+from trainq.config import Settings
 from trainq.jobs.failures import FailureClass
 from trainq.jobs.record import JobRecord
 from trainq.jobs.routing import worker_queues
@@ -97,13 +98,7 @@ def test_an_admission_that_crashes_between_sending_and_recording_never_runs_a_jo
     job = cluster.submit(owner("frank"), once, gpu_ids=[0])
     client = connections.client(settings)
     queue_key = f"{settings.key_prefix}{cluster.get(job).queue}"
-    app = create_app(settings)
-    sent: list[str] = []
-
-    def send(record: JobRecord) -> None:
-        payload = record.spec.model_dump(mode="json")
-        app.send_task(TASK_NAME, kwargs=payload, task_id=record.id, queue=record.queue)
-        sent.append(record.id)
+    send = Sender(settings)
 
     class CrashingOnce(Admission):
         crashed = False
@@ -114,19 +109,15 @@ def test_an_admission_that_crashes_between_sending_and_recording_never_runs_a_jo
                 raise RuntimeError("the admission died after sending")
             super().mark(job_id)
 
-    admission = CrashingOnce(
-        connections.scheduler_state(settings), cluster.records,
-        connections.coordination(settings), send, settings,
-        client=client, keys=connections.keys(settings), name="test",
-    )  # fmt: skip
+    admission = admission_of(settings, cluster, send, CrashingOnce)
     try:
         with pytest.raises(RuntimeError, match="died after sending"):
             admission.run_pass()
-        assert sent == [job] and cluster.get(job).pending  # sent, not recorded
+        assert send.sent == [job] and cluster.get(job).pending  # sent, not recorded
         assert [c.job_id for c in admission.run_pass().admit] == [job]  # so sent again
     finally:
-        app.close()
-    assert sent == [job, job] and client.llen(queue_key) == 2
+        send.close()
+    assert send.sent == [job, job] and client.llen(queue_key) == 2
     marked = cluster.get(job)
     assert not marked.pending and marked.admissions == 1
 
@@ -150,39 +141,56 @@ def test_a_job_whose_message_was_lost_after_its_admission_is_sent_again(
     job = cluster.submit(owner("gina"), PROBE, gpu_ids=[0])
     client = connections.client(settings)
     queue_key = f"{settings.key_prefix}{cluster.get(job).queue}"
-    app = create_app(settings)
-    sent: list[str] = []
-
-    def send(record: JobRecord) -> None:
-        app.send_task(TASK_NAME, kwargs=record.spec.model_dump(mode="json"),
-                      task_id=record.id, queue=record.queue)  # fmt: skip
-        sent.append(record.id)
-
-    def admission(sender: Callable[[JobRecord], None]) -> Admission:
-        return Admission(
-            connections.scheduler_state(settings), cluster.records,
-            connections.coordination(settings), sender, settings,
-            client=client, keys=connections.keys(settings), name="test",
-        )  # fmt: skip
-
+    send = Sender(settings)
     try:
-        lost = admission(lambda record: None)  # a message the broker never kept
+        lost = admission_of(settings, cluster, lambda record: None)  # the broker lost it
         assert [c.job_id for c in lost.run_pass().admit] == [job]
         first = cluster.get(job)
         assert not first.pending and client.llen(queue_key) == 0
-        again = admission(send)
-        assert again.run_pass().admit == [] and sent == []  # not stale yet: it holds its slot
-        wait_until(lambda: again.run_pass() is not None and sent, 30, "the job to be sent again",
-                   interval_s=0.5)  # fmt: skip
+        again = admission_of(settings, cluster, send)
+        assert again.run_pass().admit == [] and send.sent == []  # not stale yet: holds its slot
+        wait_until(lambda: again.run_pass() is not None and send.sent, 30,
+                   "the job to be sent again", interval_s=0.5)  # fmt: skip
     finally:
-        app.close()
-    assert sent == [job] and client.llen(queue_key) == 1
+        send.close()
+    assert send.sent == [job] and client.llen(queue_key) == 1
     resent = cluster.get(job)
     assert resent.admissions == 1 and (resent.admitted_at or 0) > (first.admitted_at or 0)
 
     cluster.start(0, name=name)
     (record,) = cluster.succeeded([job])
     assert len(record.attempts) == 1
+
+
+class Sender:
+    """Sends "supervise job J" to a cluster's broker, as the workers' admission does,
+    and remembers what it sent."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._app = create_app(settings)
+        self.sent: list[str] = []
+
+    def __call__(self, record: JobRecord) -> None:
+        payload = record.spec.model_dump(mode="json")
+        self._app.send_task(TASK_NAME, kwargs=payload, task_id=record.id, queue=record.queue)
+        self.sent.append(record.id)
+
+    def close(self) -> None:
+        self._app.close()
+
+
+def admission_of(
+    settings: Settings,
+    cluster: Cluster,
+    send: Callable[[JobRecord], None],
+    kind: type[Admission] = Admission,
+) -> Admission:
+    """An admission of ``cluster`` run from the test, not by a worker."""
+    return kind(
+        connections.scheduler_state(settings), cluster.records,
+        connections.coordination(settings), send, settings,
+        client=connections.client(settings), keys=connections.keys(settings), name="test",
+    )  # fmt: skip
 
 
 def worker_said(job_id: str, text: str) -> int:

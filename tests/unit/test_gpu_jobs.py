@@ -100,28 +100,13 @@ def fleet(*gpu_sets: tuple[int, ...]) -> list[WorkerInfo]:
     ]
 
 
-def test_submit_records_and_sends_to_the_routed_queue(settings: Settings) -> None:
-    """With the FIFO scheduler submit sends at once, to the routed queue."""
-    store = MemoryJobRecords()
-    sent: list[tuple[str, str]] = []
-
-    job_id = client.submit(
-        {"gpu": True, "gpu_ids": [1]},
-        send=lambda payload, job, queue: sent.append((job, queue)),
-        records=store,
-        settings=settings.model_copy(update={"scheduler": "fifo"}),
-        workers=lambda: fleet((0,), (1,)),
-    )
-
-    assert sent == [(job_id, "gpu.1@box1")]
-    record = store.get(job_id)
-    assert (record.queue, record.pending, record.admissions) == ("gpu.1@box1", False, 1)
-
-
-def test_with_the_fair_scheduler_submit_records_the_routed_queue_and_sends_nothing(
-    settings: Settings,
+@pytest.mark.parametrize(
+    ("scheduler", "sends"),
+    [("fifo", True), ("fair", False)],  # fair: pending, the admission loop sends it
+)
+def test_submit_records_the_routed_queue_and_sends_only_with_fifo(
+    settings: Settings, scheduler: str, sends: bool
 ) -> None:
-    """The fair scheduler's submit leaves the job pending: the admission loop sends it."""
     store = MemoryJobRecords()
     sent: list[tuple[str, str]] = []
 
@@ -129,13 +114,17 @@ def test_with_the_fair_scheduler_submit_records_the_routed_queue_and_sends_nothi
         {"gpu": True, "gpu_ids": [1]},
         send=lambda payload, job, queue: sent.append((job, queue)),
         records=store,
-        settings=settings.model_copy(update={"scheduler": "fair"}),
+        settings=settings.model_copy(update={"scheduler": scheduler}),
         workers=lambda: fleet((0,), (1,)),
     )
 
-    assert sent == []
+    assert sent == ([(job_id, "gpu.1@box1")] if sends else [])
     record = store.get(job_id)
-    assert (record.queue, record.pending, record.admissions) == ("gpu.1@box1", True, 0)
+    assert (record.queue, record.pending, record.admissions) == (
+        "gpu.1@box1",
+        not sends,
+        int(sends),
+    )
     assert record.queued_at == record.created_at
 
 

@@ -5,7 +5,8 @@ runner adopts-or-launches: an attempt the runtime still knows of is followed to 
 end (its output resumed where the last supervisor's capture stopped); only when
 there is none is a new attempt launched. Every attempt and how it ended is written
 to the store; a transient failure is retried (with backoff, up to ``max_retries``)
-and resumes from the job's checkpoint directory.
+and resumes from the job's checkpoint directory. An attempt the scheduler asked to
+yield ends this supervision: the job is pending again (:class:`Preempted`).
 """
 
 from __future__ import annotations
