@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     # scheduler_interval_s besides the events that wake it.
     scheduler_lease_ttl_s: float = Field(default=10.0, gt=1)
     scheduler_interval_s: float = Field(default=5.0, gt=0)
+    # The web page (/ui): how long a login session lasts (its cookie expires with it).
+    ui_session_ttl_s: float = Field(default=8 * 3600.0, ge=10)
+    # Each job's metric series (every numeric field of its progress lines, for the
+    # page's curves): about this many points are kept, with the job's log stream.
+    metric_series_max_points: int = Field(default=10_000, ge=100)
     metrics_public: bool = False
     dev_mode: bool = False
     # Flower: "user:password" (comma-separated pairs); required unless dev_mode.

@@ -163,3 +163,14 @@ class Keys:
     def owner_usage(self, owner: str) -> str:
         """Hash: an owner's decayed usage (gpu_s, cpu_s) as of ``at``."""
         return f"{self.prefix}usage:{owner}"
+
+    # The web page's sessions and the jobs' metric series.
+
+    def session(self, digest: str) -> str:
+        """String with a TTL: a login session (trainq.users.sessions) by the sha256 of
+        its cookie's secret."""
+        return f"{self.prefix}session:{digest}"
+
+    def metric_series(self, job_id: str) -> str:
+        """Stream: the job's progress points (numeric fields), capped."""
+        return f"{self.prefix}metrics:{job_id}"
