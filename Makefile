@@ -42,6 +42,7 @@ demo:
 test: install lint image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh compose-bin
+	bash docker/host.sh chromium-bin
 	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 # Style, types, and the layers (import-linter contracts in pyproject.toml).
@@ -61,6 +62,7 @@ integration: install image
 e2e: install image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh compose-bin
+	bash docker/host.sh chromium-bin
 	$(BIN)/python -m pytest tests/e2e
 
 faults: install image

@@ -12,6 +12,8 @@
 #                              neither `docker compose` nor `docker-compose` works
 #   docker/host.sh ab-bin      install ApacheBench (apache2-utils), the benchmarks'
 #                              HTTP load generator, if it is missing
+#   docker/host.sh chromium-bin install Debian's chromium (the web page's browser tests
+#                              drive it through Playwright) if it is missing
 #
 # As root, missing Debian packages are installed with apt-get; otherwise the script
 # prints exactly what to install and exits 1. Settings come from trainq itself
@@ -103,5 +105,6 @@ case "${1:-}" in
   docker-up) docker_up ;;
   compose-bin) compose_bin ;;
   ab-bin) command -v ab >/dev/null || apt_install apache2-utils ;;
-  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up|compose-bin|ab-bin"; exit 2 ;;
+  chromium-bin) command -v chromium >/dev/null || apt_install chromium ;;
+  *) say "usage: $0 redis-bin|redis-up|redis-down|docker-up|compose-bin|ab-bin|chromium-bin"; exit 2 ;;
 esac
