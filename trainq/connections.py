@@ -32,11 +32,13 @@ from trainq.audit.trail import AuditTrail
 from trainq.cluster.registry import Registry, WorkerInfo
 from trainq.config import Settings, get_settings
 from trainq.errors import Unavailable
+from trainq.logs.series import RedisMetricSeries
 from trainq.logs.stream import RedisLogStream
 from trainq.scheduler.policy import Policies
 from trainq.scheduler.state import SchedulerState
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
+from trainq.users.sessions import RedisSessions
 from trainq.users.store import RedisUsers
 
 # What a Redis (or broker) outage looks like to a caller.
@@ -130,6 +132,13 @@ def log_stream(settings: Settings | None = None) -> RedisLogStream:
     return _log_stream(*_where(settings), settings.log_stream_max_lines, retention_s)
 
 
+def metric_series(settings: Settings | None = None) -> RedisMetricSeries:
+    """The jobs' metric series (their progress lines' numbers), kept as long as their logs."""
+    settings = settings or get_settings()
+    retention_s = settings.log_retention_days * 86_400
+    return _metric_series(*_where(settings), settings.metric_series_max_points, retention_s)
+
+
 def registry(settings: Settings | None = None) -> Registry:
     """The live-worker registry of the settings' cluster."""
     settings = settings or get_settings()
@@ -150,6 +159,12 @@ def policies(settings: Settings | None = None) -> Policies:
 def users(settings: Settings | None = None) -> RedisUsers:
     """The users and their tokens."""
     return _users(*_where(settings))
+
+
+def sessions(settings: Settings | None = None) -> RedisSessions:
+    """The web page's login sessions."""
+    settings = settings or get_settings()
+    return _sessions(*_where(settings), settings.ui_session_ttl_s)
 
 
 def audit_trail(settings: Settings | None = None) -> AuditTrail:
@@ -190,6 +205,13 @@ def _log_stream(
 
 
 @cache
+def _metric_series(
+    url: str, prefix: str, patience: Patience, max_points: int, retention_s: float
+) -> RedisMetricSeries:
+    return RedisMetricSeries(redis_client(url, patience), Keys(prefix), max_points, retention_s)
+
+
+@cache
 def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Registry:
     return Registry(redis_client(url, patience), Keys(prefix), ttl_s)
 
@@ -197,6 +219,11 @@ def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Regist
 @cache
 def _users(url: str, prefix: str, patience: Patience) -> RedisUsers:
     return RedisUsers(redis_client(url, patience), Keys(prefix))
+
+
+@cache
+def _sessions(url: str, prefix: str, patience: Patience, ttl_s: float) -> RedisSessions:
+    return RedisSessions(redis_client(url, patience), Keys(prefix), ttl_s)
 
 
 @cache

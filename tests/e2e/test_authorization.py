@@ -94,6 +94,8 @@ NOBODY = {"anonymous": 401, "revoked": 401, "disabled": 401}
 ADMINS_ONLY = {"env_admin": "ok", "admin": "ok", "owner": 403, "stranger": 403, **NOBODY}
 ANY_USER = {"env_admin": "ok", "admin": "ok", "owner": "ok", "stranger": "ok", **NOBODY}
 PUBLIC = dict.fromkeys(ROLES, "ok")
+# A token is no web page session: only a login's cookie has one to describe.
+SESSION_ONLY: dict[str, int | str] = dict.fromkeys(ROLES, 401)
 
 
 def job_read(visible: str) -> dict[str, int | str]:
@@ -115,6 +117,7 @@ def expectations(visible: str) -> dict[tuple[str, str], dict[str, int | str]]:
         ("PATCH", "/train/{job_id}"): owner_only(visible),
         ("GET", "/queue"): ANY_USER,
         ("GET", "/train/{job_id}/logs"): job_read(visible),
+        ("GET", "/train/{job_id}/metrics"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts/{path}"): owner_only(visible),
         ("GET", "/stats"): ANY_USER,
@@ -129,6 +132,7 @@ def expectations(visible: str) -> dict[tuple[str, str], dict[str, int | str]]:
         ("PATCH", "/users/{name}/quota"): ADMINS_ONLY,
         ("DELETE", "/tokens/{token_id}"): ADMINS_ONLY,
         ("GET", "/audit"): ADMINS_ONLY,
+        ("GET", "/ui/session"): SESSION_ONLY,
     }
 
 

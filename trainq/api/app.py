@@ -24,7 +24,17 @@ from trainq.api.auditing import AuditMiddleware
 from trainq.api.auth import Authenticate
 from trainq.api.limits import BodyLimit
 from trainq.api.ratelimit import RateLimit
-from trainq.api.routes import artifacts, audit, cluster, jobs, logs, scheduling, users
+from trainq.api.routes import (
+    artifacts,
+    audit,
+    cluster,
+    jobs,
+    logs,
+    metrics,
+    scheduling,
+    session,
+    users,
+)
 from trainq.audit.writer import AuditWriter
 from trainq.config import Settings, get_settings
 from trainq.errors import (
@@ -39,6 +49,7 @@ from trainq.errors import (
     UserExists,
     UserNotFound,
 )
+from trainq.ui import routes as ui_routes
 
 DESCRIPTION = """
 Submit training jobs, follow them and cancel them. Jobs run in containers on
@@ -49,6 +60,10 @@ Every endpoint but `/health` needs `Authorization: Bearer <token>`: a user's tok
 (admins). Any user may submit and read jobs and the pending queue; only a job's owner
 or an admin may cancel it, change its priority or download its artifacts; only admins
 manage users and their quotas, and read the audit trail.
+
+The web page at `/ui` logs in with such a token and then calls these endpoints with its
+session cookie instead; its POST, PATCH and DELETE calls also send the session's
+`X-CSRF-Token` (from `GET /ui/session`).
 """
 
 
@@ -71,16 +86,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "cluster", "description": "Workers, queues and figures"},
             {"name": "users", "description": "Users and their tokens (admins)"},
             {"name": "audit", "description": "Who changed what (admins)"},
+            {"name": "ui", "description": "The web page's session (its pages are at /ui)"},
         ],
     )
     app.state.authenticate = authenticate  # what trainq.api.auth.Caller asks
     app.include_router(jobs.router(settings))
     app.include_router(scheduling.router(settings))
     app.include_router(logs.router(settings))
+    app.include_router(metrics.router(settings))
     app.include_router(artifacts.router(settings))
     app.include_router(cluster.router(settings))
     app.include_router(users.router(settings))
     app.include_router(audit.router(settings))
+    app.include_router(session.router(settings))
+    # The web page's pages and static files, reading the sessions Authenticate reads.
+    app.include_router(ui_routes.router(settings, authenticate.sessions))
     for outage in connections.OUTAGE_ERRORS:
         app.add_exception_handler(outage, _unavailable(settings))
     app.add_exception_handler(StoreUnavailable, _status(503))

@@ -38,7 +38,13 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("PATCH", "/users/{name}"): "users.update",
     ("PATCH", "/users/{name}/quota"): "users.quota",
     ("DELETE", "/tokens/{token_id}"): "tokens.revoke",
+    # The web page's login and logout: the actor is who logged in or out ("anonymous":
+    # a login refused); never the token, the cookie nor the form.
+    ("POST", "/ui/login"): "ui.login",
+    ("POST", "/ui/logout"): "ui.logout",
 }
+# Actions whose answer's Location is a page to show, not what they acted on.
+NO_TARGET = frozenset({"ui.login", "ui.logout"})
 # The path parameters that name what a request acts on, looked for in this order
 # (a route with none of them: its first parameter).
 TARGET_PARAMS = ("job_id", "name", "token_id")
@@ -131,10 +137,11 @@ def entry_for(scope: Scope, status: int, answer: _Answer) -> AuditEntry:
         principal = None
     method: str = scope["method"]
     template = _template(scope)
+    action = ACTIONS.get((method, template), f"{method} {template}")
     params: dict[str, Any] = scope.get("path_params") or {}
     named = [params[p] for p in TARGET_PARAMS if p in params] or list(params.values())
     target = str(named[0]) if named else None
-    if target is None and answer.location:
+    if target is None and answer.location and action not in NO_TARGET:
         # A new job (or user) is named by the Location it was answered with.
         target = answer.location.split("?")[0].rstrip("/").rsplit("/", 1)[-1] or None
     detail = answer.detail()
@@ -145,7 +152,7 @@ def entry_for(scope: Scope, status: int, answer: _Answer) -> AuditEntry:
     return AuditEntry(
         actor=principal.name if principal else ANONYMOUS,
         token_id=principal.token_id if principal else None,
-        action=ACTIONS.get((method, template), f"{method} {template}"),
+        action=action,
         target=target,
         address=client[0] if client else None,
         answer=status,

@@ -128,6 +128,29 @@ class ArtifactList(BaseModel):
     artifacts: list[Artifact]
 
 
+class SessionView(BaseModel):
+    """The web page's session: whom it acts for and the token its unsafe calls send."""
+
+    user: str
+    admin: bool
+    csrf: str = Field(description="Send as X-CSRF-Token with every POST, PATCH and DELETE")
+    expires_at: float = Field(description="When the session ends (Unix seconds)")
+
+
+class MetricPoints(BaseModel):
+    """A job's metric series: one point per progress line its attempts printed."""
+
+    points: list[dict[str, int | float]] = Field(
+        description="Oldest first: the line's numeric fields (epoch, step, loss, any "
+        "other) with its attempt and ts (Unix seconds)",
+        examples=[[{"epoch": 1, "epochs": 3, "loss": 0.52, "attempt": 1, "ts": 1.7e9}]],
+    )
+    last: str | None = Field(
+        description="The last point's id: pass as ?after= for only newer points (the "
+        "given after, or null, when there is none)"
+    )
+
+
 class Health(BaseModel):
     ok: bool
     checks: dict[str, str] = Field(description="Each dependency: 'ok' or what is wrong")

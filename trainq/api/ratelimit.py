@@ -6,7 +6,9 @@ that reads the token (:class:`~trainq.api.auth.Authenticate`), and only once its
 secret matched: nobody drains another user's bucket with their token id. This
 middleware counts the other requests: one with another bearer token (an admin token
 from TRAINQ_API_TOKENS, or a wrong one) against the token's SHA-256 (never the token),
-one without a token against its client address. While Redis does not answer the
+one without a token but with a web page session cookie against the cookie's SHA-256
+(each browser its own bucket, however many share an address or a proxy), any other
+against its client address. While Redis does not answer the
 request goes through unlimited: the route it reaches answers ``503`` by itself.
 """
 
@@ -20,6 +22,7 @@ from typing import cast
 
 import anyio.to_thread
 from redis.commands.core import Script
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trainq import connections
@@ -29,6 +32,7 @@ from trainq.errors import NotAuthenticated
 from trainq.store.rates import GCRA_LUA, Rate
 from trainq.users import tokens
 from trainq.users.protocols import over_rate
+from trainq.users.sessions import SESSION_COOKIE
 
 logger = logging.getLogger("trainq.api")
 
@@ -72,11 +76,16 @@ def gcra(settings: Settings) -> Gcra:
 
 
 def bucket_key(settings: Settings, scope: Scope) -> str:
-    """The request's bucket: its bearer token's hash, else its client address."""
+    """The request's bucket: its bearer token's hash, else its session cookie's, else
+    its client address."""
     prefix = connections.keys(settings).prefix + "rate:"
     token = bearer(scope)
     if token:
         return prefix + hashlib.sha256(token.encode("latin-1")).hexdigest()[:32]
+    cookie = cookie_parser(dict(scope["headers"]).get(b"cookie", b"").decode("latin-1"))
+    session = cookie.get(SESSION_COOKIE)
+    if session:
+        return prefix + "session:" + hashlib.sha256(session.encode("latin-1")).hexdigest()[:32]
     client = scope.get("client")
     return prefix + "addr:" + (client[0] if client else "unknown")
 

@@ -32,6 +32,7 @@ from trainq.jobs.progress import ResultLine, parse_line
 from trainq.jobs.record import Attempt, JobRecord, Progress
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
+from trainq.logs.series import MemoryMetricSeries, MetricSeries, point_of
 from trainq.logs.stream import LogStream, MemoryLogStream
 from trainq.logs.writer import JobLog
 from trainq.runtime.base import Exit, Handle, Runtime, discard
@@ -57,6 +58,8 @@ class Runner:
     on_progress: Callable[[Progress], None] = lambda _: None
     sleep: Callable[[float], None] = time.sleep
     logs: LogStream = field(default_factory=MemoryLogStream)
+    # Each progress line's numbers, for the job's curves (GET /train/{id}/metrics).
+    series: MetricSeries = field(default_factory=MemoryMetricSeries)
     # The GPUs this worker owns: every GPU job it runs gets exactly these.
     gpus: Gpus = field(default_factory=lambda: Gpus(()))
     # The artifact store's part: checkpoints restored and synced, outputs and logs kept.
@@ -287,9 +290,12 @@ class Runner:
                 return exit_
 
     def _progress(self, record: JobRecord, progress: Progress) -> JobRecord:
+        values = progress.model_dump(exclude_none=True)
         if progress.epoch is not None:
-            self._metrics[progress.epoch] = progress.model_dump(exclude_none=True)
+            self._metrics[progress.epoch] = values
         self.on_progress(progress)
+        attempt = record.current_attempt.number if record.current_attempt else 1
+        self.series.append(record.id, point_of(values, attempt, time.time()))
         return self.records.update(record.id, lambda r: r.moved_to(r.status, progress=progress))
 
     def _end_attempt(self, record: JobRecord, end: AttemptEnd) -> JobRecord:

@@ -69,6 +69,7 @@ class SupervisedTraining(SubmitTraining):
             worker=self.request.hostname or settings.hostname,
             on_progress=report,
             logs=connections.log_stream(settings),
+            series=connections.metric_series(settings),
             gpus=Gpus(owned.gpu_ids, owned.gpu_uuids) if owned else Gpus(()),
             files=AttemptFiles(connections.artifact_store(settings), settings),
         )
