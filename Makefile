@@ -78,7 +78,7 @@ gpu-check: install
 
 # Benchmarks: figures against baselines measured in the same run (docs/benchmarks.md).
 # One alone: make bench BENCHMARKS=dispatch (or .venv/bin/python -m benchmarks.dispatch).
-BENCHMARKS := dispatch throughput logs submit many memory retry artifacts scheduling
+BENCHMARKS := dispatch throughput logs submit many memory retry artifacts scheduling ui
 bench: install image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh ab-bin
