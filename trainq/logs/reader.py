@@ -27,7 +27,7 @@ from trainq.errors import TrainqError
 from trainq.jobs.record import JobRecord
 from trainq.logs.joining import Archive, LogSources, join, noted
 from trainq.logs.retention import open_log
-from trainq.logs.stream import LogLine, LogStream
+from trainq.logs.stream import LINES_PER_ENTRY, LogLine, LogStream
 
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -122,7 +122,15 @@ def job_lines(
     sources: LogSources | None = None,
 ) -> Iterator[LogLine]:
     """The job's lines that ``query`` keeps, oldest first (only the last ``tail``);
-    ``sources`` learns where they came from once they are all read."""
+    ``sources`` learns where they came from once they are all read. A tail the stream's
+    newest entries hold is read from them alone, not from the whole stream (a page
+    polls its console's tail every few seconds, whatever the log's length)."""
+    if query.tail is not None and query.tail > 0:
+        newest = stream.last(record.id, query.tail // LINES_PER_ENTRY + 2)
+        kept = [line for line in newest if query.keeps(line)]
+        if len(kept) >= query.tail:
+            yield from noted(iter(kept[-query.tail :]), sources or LogSources(), "stream")
+            return
     yield from backlog(record, stream, query, archive, sources).lines
 
 
