@@ -52,12 +52,12 @@ WATCHED = {"page": "polling its console", "sse": "following its console by SSE"}
 
 @dataclass
 class Phases:
-    """Per mode: each phase's epoch rates (after its ramp), and the API's CPU, the
-    machine's busy CPU (everyone's) and the wall time of its phases, ramps included."""
+    """Per mode: each phase's epoch rates (after its ramp) and busy cores (the whole
+    machine's: everyone's work), and the API's CPU and wall time, ramps included."""
 
     rates: dict[str, list[list[float]]] = field(default_factory=lambda: defaultdict(list))
+    busy: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     api_cpu_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    busy_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     wall_s: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def epochs(self, mode: str) -> list[float]:
@@ -105,7 +105,7 @@ def follow(job_id: str, api_pid: int, browsers: Browsers, modes: list[str]) -> P
         nonlocal mode, mark
         now = (session_cpu_s(api_pid), machine_busy_s(), time.perf_counter())
         found.api_cpu_s[mode] += now[0] - mark[0]
-        found.busy_s[mode] += now[1] - mark[1]
+        found.busy[mode].append((now[1] - mark[1]) / (now[2] - mark[2]))
         found.wall_s[mode] += now[2] - mark[2]
         if mode in WATCHED:
             browsers.leave()
@@ -141,10 +141,10 @@ def follow_figures(found: Phases, seen: dict[str, Browsing], browsers: int) -> l
         return found.api_cpu_s[mode] / found.wall_s[mode]
 
     for mode in ("nobody", *WATCHED):
-        medians = [round(statistics.median(phase)) for phase in found.rates[mode]]
-        busy = found.busy_s[mode] / found.wall_s[mode]
-        extra = f"; {seen[mode].summary()}" if mode in seen else ""
-        print(f"{mode}: phases' samples/s {medians}, machine busy {busy:.2f} cores{extra}")
+        phases = zip(found.rates[mode], found.busy[mode], strict=True)
+        shown = ", ".join(f"{statistics.median(r):.0f} ({b:.2f})" for r, b in phases)
+        extra = f"\n  {seen[mode].summary()}" if mode in seen else ""
+        print(f"{mode}: phases' samples/s (machine busy, cores): {shown}{extra}")
     nobody = statistics.median(found.epochs("nobody"))
     figures = []
     for mode, how in WATCHED.items():
