@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
-from trainq.logs.reader import LogQuery, job_lines
+from trainq.logs.reader import LogQuery, backlog, job_lines
 from trainq.logs.stream import LogLine, MemoryLogStream
 
 
@@ -38,6 +38,16 @@ def test_a_tail_the_newest_entries_hold_never_reads_the_whole_stream() -> None:
 
     assert shown == [f"line {n}" for n in range(19_500, 20_000)]
     assert stream.read_lines == 0
+
+
+def test_the_apis_backlog_of_a_tail_reads_only_the_newest_entries_and_follows_after_them() -> None:
+    record, stream = logged(20_000)
+
+    past = backlog(record, stream, LogQuery(tail=10))
+
+    assert [line.line for line in past.lines] == [f"line {n}" for n in range(19_990, 20_000)]
+    assert stream.read_lines == 0
+    assert past.after == "20000-0"  # the newest entry: a follow goes on after it
 
 
 def test_a_filtered_tail_the_newest_entries_do_not_hold_reads_everything() -> None:

@@ -52,6 +52,9 @@ class ScriptedStream:
         assert after == "-"
         yield from self.backlog
 
+    def last(self, job_id: str, entries: int) -> list[LogLine]:
+        return self.backlog[-entries:]  # an entry here is one line
+
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         self.follow_calls.append((job_id, after, block_ms))
         assert self.batches, "follow() went on after the job was final and drained"

@@ -122,15 +122,7 @@ def job_lines(
     sources: LogSources | None = None,
 ) -> Iterator[LogLine]:
     """The job's lines that ``query`` keeps, oldest first (only the last ``tail``);
-    ``sources`` learns where they came from once they are all read. A tail the stream's
-    newest entries hold is read from them alone, not from the whole stream (a page
-    polls its console's tail every few seconds, whatever the log's length)."""
-    if query.tail is not None and query.tail > 0:
-        newest = stream.last(record.id, query.tail // LINES_PER_ENTRY + 2)
-        kept = [line for line in newest if query.keeps(line)]
-        if len(kept) >= query.tail:
-            yield from noted(iter(kept[-query.tail :]), sources or LogSources(), "stream")
-            return
+    ``sources`` learns where they came from once they are all read."""
     yield from backlog(record, stream, query, archive, sources).lines
 
 
@@ -144,6 +136,13 @@ def backlog(
     """The job's lines so far, as :func:`job_lines` gives them, and where the stream
     stood. The stream is read now; the file and the archives as the lines are."""
     sources = LogSources() if sources is None else sources
+    if query.tail is not None and query.tail > 0:
+        # A tail the stream's newest entries hold is read from them alone, not from the
+        # whole stream: a page polls its console's tail every 2 s, however long the log.
+        newest = stream.last(record.id, query.tail // LINES_PER_ENTRY + 2)
+        last = [line for line in newest if query.keeps(line)][-query.tail :]
+        if len(last) == query.tail:  # a follow goes on after the newest entry
+            return Backlog(noted(iter(last), sources, "stream"), newest[-1].entry_id)
     streamed = list(stream.read(record.id))
     joined: Iterator[LogLine]
     if query.tail is not None and sum(map(query.keeps, streamed)) >= query.tail:
