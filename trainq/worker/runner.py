@@ -26,7 +26,6 @@ from trainq.errors import (
     LaunchRefused,
     Preempted,
     RuntimeFault,
-    SupervisedElsewhere,
 )
 from trainq.jobs.progress import ResultLine, parse_line
 from trainq.jobs.record import Attempt, JobRecord, Progress
@@ -35,17 +34,15 @@ from trainq.jobs.status import JobStatus
 from trainq.logs.series import MemoryMetricSeries, MetricSeries, point_of
 from trainq.logs.stream import LogStream, MemoryLogStream
 from trainq.logs.writer import JobLog
-from trainq.runtime.base import Exit, Handle, Runtime, discard
+from trainq.runtime.base import Handle, Runtime, discard
 from trainq.store.protocols import Coordination, JobRecords
 from trainq.worker import attempts
 from trainq.worker.devices import Gpus, allot
 from trainq.worker.endings import PERMANENT, TRANSIENT, AttemptEnd, ending
-from trainq.worker.supervision import Lease, Watch
+from trainq.worker.supervision import Lease, Watch, wait_for_exit
 from trainq.worker.transfers import AttemptFiles
 
 log = logging.getLogger("trainq.runner")
-# How long one wait() call blocks before the runner looks again.
-_WAIT_SLICE_S = 5.0
 
 
 @dataclass
@@ -250,7 +247,7 @@ class Runner:
                         synced(message.epoch)  # uploads in the background, never waits
                     if lease.lost.is_set():
                         break
-                exit_ = self._wait(handle, lease)
+                exit_ = wait_for_exit(self.runtime, handle, lease)
                 job_log.close(f"attempt {handle.attempt} exited with code {exit_.code}")
             limit_s = attempts.limit_s(record, self.settings)
             end = ending(handle.attempt, exit_, watch.reason, job_log.tail(), limit_s)
@@ -262,7 +259,7 @@ class Runner:
             end = dataclasses.replace(end, run_s=exit_.ran_s)
         except RuntimeFault as exc:
             end = AttemptEnd(None, TRANSIENT, f"lost track of the attempt: {exc}")
-        end = self._keep_files(record, handle.attempt, end)
+        end = self._files.kept(record, handle.attempt, end)
         # Record, then remove (the design's order): the outcome is known now, and removing
         # a container takes the engine tens of ms. The next attempt is launched only after
         # this removal; a removal that never happens is the reconciler's (job final).
@@ -271,23 +268,6 @@ class Runner:
         finally:
             with contextlib.suppress(RuntimeFault):  # nothing left to free; outcome known
                 self.runtime.remove(handle)
-
-    def _keep_files(self, record: JobRecord, attempt: int, end: AttemptEnd) -> AttemptEnd:
-        """The end, with the job's artifacts once this attempt's files are uploaded."""
-        if self._files.store is None:
-            return end
-        log_path = attempts.log_path(self.settings, record)
-        outputs = attempts.output_dir(self.settings, record.id, attempt)
-        kept = self._files.collect(record, attempt, log_path, outputs)
-        return dataclasses.replace(end, artifacts=kept, artifact_error=self._files.error())
-
-    def _wait(self, handle: Handle, lease: Lease) -> Exit:
-        while True:
-            if lease.lost.is_set():
-                raise SupervisedElsewhere(f"lost the lease of job {handle.job_id}")
-            exit_ = self.runtime.wait(handle, _WAIT_SLICE_S)
-            if exit_ is not None:
-                return exit_
 
     def _progress(self, record: JobRecord, progress: Progress) -> JobRecord:
         values = progress.model_dump(exclude_none=True)

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from trainq.errors import RuntimeFault, SupervisedElsewhere
-from trainq.runtime.base import Handle, Runtime
+from trainq.runtime.base import Exit, Handle, Runtime
 from trainq.store.protocols import Coordination
 
 
@@ -63,6 +63,20 @@ class Lease:
                     return
             except Exception:  # Redis away for a moment: the next beat tries again
                 continue
+
+
+# How long one wait() call blocks before the supervisor looks at its lease again.
+_WAIT_SLICE_S = 5.0
+
+
+def wait_for_exit(runtime: Runtime, handle: Handle, lease: Lease) -> Exit:
+    """The attempt's exit, waited for in slices; SupervisedElsewhere once the lease is lost."""
+    while True:
+        if lease.lost.is_set():
+            raise SupervisedElsewhere(f"lost the lease of job {handle.job_id}")
+        exit_ = runtime.wait(handle, _WAIT_SLICE_S)
+        if exit_ is not None:
+            return exit_
 
 
 class Stop(StrEnum):

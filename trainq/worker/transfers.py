@@ -12,6 +12,7 @@ fails at the end, in the attempt's ``artifact_error``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from trainq.artifacts.sync import CheckpointSync
 from trainq.config import Settings
 from trainq.errors import ArtifactError, RuntimeFault
 from trainq.jobs.record import Artifact, JobRecord
+from trainq.worker import attempts
+from trainq.worker.endings import AttemptEnd
 
 log = logging.getLogger("trainq.artifacts")
 
@@ -43,6 +46,15 @@ class AttemptFiles:
         self._unrecovered: list[str] = []
         # What this attempt's sync published last (None: nothing, or not yet).
         self._published: Manifest | None = None
+
+    def kept(self, record: JobRecord, attempt: int, end: AttemptEnd) -> AttemptEnd:
+        """``end``, with the job's artifacts once this attempt's files are uploaded."""
+        if self.store is None:
+            return end
+        log_path = attempts.log_path(self._settings, record)
+        outputs = attempts.output_dir(self._settings, record.id, attempt)
+        found = self.collect(record, attempt, log_path, outputs)
+        return dataclasses.replace(end, artifacts=found, artifact_error=self.error())
 
     def state_path(self, job_id: str) -> Path:
         """This host's record of the checkpoint it last published or restored: next to
