@@ -1,7 +1,7 @@
 """The web page's security through a real API server on a real Redis, without a
 browser: every page and data call needs a session; the session cookie's attributes; a
 forged, expired, ended or disabled session is refused; a cross-site request is refused;
-a session may cancel only what its user may; and the metric series of a job that ran.
+and a session may cancel only what its user may.
 
 Each call is made on its own (no cookie jar): the cookie is sent only where a test
 sends it.
@@ -10,111 +10,34 @@ sends it.
 from __future__ import annotations
 
 import json
-import sys
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import redis
 
-from tests.harness import PREFIX, REPO, Worker, wait_until
-from trainq.config import Settings
-from trainq.store.keys import Keys
-from trainq.testing import ApiServer
-from trainq.users.store import RedisUsers
+from tests.e2e.ui_api import ADMIN, COOKIE, Api, set_cookie, start_api
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_TOKEN = "ui-admin-token"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-COOKIE = "trainq_session"
 EVIL = "https://evil.example"
 PAGES = ["/ui/", "/ui/jobs/{job}", "/ui/compare?ids={job},{job}", "/ui/cluster"]
 DATA_CALLS = [
     "/train",
     "/train/{job}",
     "/train/{job}/metrics",
+    "/train/{job}/events",
     "/stats",
     "/queue",
     "/ui/session",
 ]
 
 
-@dataclass
-class Api:
-    url: str
-    tokens: dict[str, str]  # user name -> token
-
-    def call(self, method: str, path: str, cookie: str | None = None, **kw: Any) -> httpx.Response:
-        headers = dict(kw.pop("headers", {}))
-        if cookie is not None:
-            headers["Cookie"] = f"{COOKIE}={cookie}"
-        return httpx.request(
-            method, self.url + path, headers=headers, follow_redirects=False, timeout=30, **kw
-        )
-
-    def login(self, user: str, **headers: str) -> httpx.Response:
-        form = {"token": self.tokens[user], "next": "/ui/cluster"}
-        return self.call("POST", "/ui/login", data=form, headers=headers)
-
-    def session(self, user: str) -> tuple[str, str]:
-        """A new session of ``user``: its cookie's value and its CSRF token."""
-        answer = self.login(user)
-        assert answer.status_code == 303, answer.text
-        cookie = set_cookie(answer)[COOKIE]
-        described = self.call("GET", "/ui/session", cookie)
-        assert described.status_code == 200, described.text
-        return cookie, str(described.json()["csrf"])
-
-    def job(self, user: str) -> str:
-        """A new queued job of ``user`` (no worker serves this cluster's queue)."""
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
-        submitted = self.call("POST", "/train", json={"epochs": 1}, headers=headers)
-        assert submitted.status_code == 202, submitted.text
-        return str(submitted.json()["id"])
-
-    def status(self, job_id: str) -> str:
-        return str(self.call("GET", f"/train/{job_id}", headers=ADMIN).json()["status"])
-
-
-def set_cookie(answer: httpx.Response) -> dict[str, str]:
-    """The Set-Cookie header's cookie (name: value) and attributes (lower-cased name:
-    value, "" for a flag)."""
-    (header,) = answer.headers.get_list("set-cookie")
-    first, *attributes = (part.strip() for part in header.split(";"))
-    name, _, value = first.partition("=")
-    found = {name: value.strip('"')}
-    for attribute in attributes:
-        key, _, val = attribute.partition("=")
-        found[key.lower()] = val
-    return found
-
-
-def _start(redis_url: str, folder: Path, users: list[str], **env: str) -> tuple[ApiServer, Api]:
-    prefix = env.pop("TRAINQ_KEY_PREFIX", f"ui-{uuid.uuid4().hex[:8]}:")
-    store = RedisUsers(redis.Redis.from_url(redis_url, decode_responses=True), Keys(prefix))
-    tokens = {name: store.add(f"{name}")[1].secret for name in users}
-    settings = {
-        "TRAINQ_REDIS_URL": redis_url,
-        "TRAINQ_KEY_PREFIX": prefix,
-        "TRAINQ_API_TOKENS": ADMIN_TOKEN,
-        "TRAINQ_QUEUE": f"ui-{uuid.uuid4().hex[:8]}",  # no worker: jobs stay queued
-        "TRAINQ_LOG_DIR": str(folder / "logs"),
-        **env,
-    }
-    server = ApiServer(folder / "api.log", settings, cwd=REPO).start()
-    return server, Api(server.url, tokens)
-
-
 @pytest.fixture(scope="module")
 def api(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     folder = tmp_path_factory.mktemp("ui-api")
-    server, api = _start(redis_server, folder, ["alice", "bob", "erin", "dave"])
+    server, api = start_api(redis_server, folder, ["alice", "bob", "erin", "dave"])
     yield api
     server.stop()
 
@@ -141,10 +64,10 @@ def test_every_page_without_a_session_sends_the_browser_to_the_login_form(
 def test_every_data_call_without_a_session_or_token_is_401(
     api: Api, path: str, cookie: str | None
 ) -> None:
-    answer = api.call("GET", path.format(job=api.job("alice")), cookie)
+    status, text = api.opened(path.format(job=api.job("alice")), cookie)
 
-    assert answer.status_code == 401, answer.text
-    assert answer.json()["detail"]
+    assert status == 401, text
+    assert json.loads(text)["detail"]
 
 
 def test_a_forged_cookie_cannot_cancel_either(api: Api) -> None:
@@ -173,8 +96,8 @@ def test_a_login_sets_a_strict_http_only_cookie_that_opens_pages_and_data(api: A
     assert cookie["path"] == "/" and cookie["max-age"] == str(8 * 3600)
     assert "secure" not in cookie  # plain http here
     for path in DATA_CALLS:
-        data = api.call("GET", path.format(job=job_id), value)
-        assert data.status_code == 200, (path, data.text)
+        status, text = api.opened(path.format(job=job_id), value)
+        assert status == 200, (path, text)
     assert api.call("GET", "/ui/session", value).json()["user"] == "alice"
     for page in PAGES:
         shown = api.call("GET", page.format(job=job_id), value)
@@ -307,7 +230,7 @@ def test_logins_and_logouts_are_audited_without_a_token_or_cookie(api: Api) -> N
 
 @pytest.mark.timeout(120)
 def test_an_expired_session_is_refused(redis_server: str, tmp_path: Path) -> None:
-    server, short = _start(redis_server, tmp_path, ["alice"], TRAINQ_UI_SESSION_TTL_S="10")
+    server, short = start_api(redis_server, tmp_path, ["alice"], TRAINQ_UI_SESSION_TTL_S="10")
     try:
         answer = short.login("alice")
         cookie = set_cookie(answer)
@@ -319,72 +242,5 @@ def test_an_expired_session_is_refused(redis_server: str, tmp_path: Path) -> Non
 
         wait_until(refused, 30, "the session to expire", interval_s=0.5)
         assert short.call("GET", "/ui/", cookie[COOKIE]).status_code == 303
-    finally:
-        server.stop()
-
-
-# The metric series of a job that ran ------------------------------------------------------
-
-# Prints epoch 1, waits for the test's go-ahead (a file), then epochs 2 and 3.
-PROGRAM = """
-import json, os, sys, time
-go = sys.argv[1]
-def progress(epoch):
-    print(json.dumps({"trainq": "progress", "epoch": epoch, "epochs": 3,
-                      "loss": 1.0 / epoch, "accuracy": 0.25 * epoch, "phase": "train"}),
-          flush=True)
-progress(1)
-deadline = time.time() + 60
-while not os.path.exists(go) and time.time() < deadline:
-    time.sleep(0.05)
-progress(2)
-progress(3)
-"""
-
-
-@pytest.mark.timeout(180)
-def test_a_jobs_metrics_gain_its_progress_points_while_it_runs(
-    redis_server: str, worker: Worker, tmp_path: Path
-) -> None:
-    # On the worker's cluster: its key prefix and queue.
-    server, api = _start(
-        redis_server, tmp_path, ["alice"], TRAINQ_KEY_PREFIX=PREFIX, TRAINQ_QUEUE=Settings().queue
-    )
-    try:
-        go = tmp_path / "go"
-        started = time.time()
-        cookie, _ = api.session("alice")
-        headers = {"Authorization": f"Bearer {api.tokens['alice']}"}
-        spec = {"command": [sys.executable, "-c", PROGRAM, str(go)], "name": "ui-metrics"}
-        submitted = api.call("POST", "/train", json=spec, headers=headers)
-        assert submitted.status_code == 202, submitted.text
-        path = f"/train/{submitted.json()['id']}/metrics"
-
-        def first_point() -> dict[str, Any] | None:
-            got: dict[str, Any] = api.call("GET", path, cookie).json()
-            return got if got["points"] else None
-
-        first = wait_until(first_point, 90, "the job's first metric point")
-        go.touch()
-        assert first is not None
-        assert [p["epoch"] for p in first["points"]] == [1]
-        point = first["points"][0]
-        assert set(point) == {"epoch", "epochs", "loss", "accuracy", "attempt", "ts"}
-        assert (point["loss"], point["accuracy"], point["attempt"]) == (1.0, 0.25, 1)
-        assert started <= point["ts"] <= time.time()
-
-        def finished() -> bool:
-            job = api.call("GET", path.removesuffix("/metrics"), headers=headers).json()
-            return bool(job["status"] in ("succeeded", "failed"))
-
-        wait_until(finished, 90, "the job to finish")
-        newer = api.call("GET", path, cookie, params={"after": first["last"]}).json()
-        assert [(p["epoch"], p["accuracy"]) for p in newer["points"]] == [(2, 0.5), (3, 0.75)]
-        whole = api.call("GET", path, headers=headers).json()  # a token reads it too
-        assert [p["epoch"] for p in whole["points"]] == [1, 2, 3]
-        assert whole["last"] == newer["last"]
-        nothing = api.call("GET", path, cookie, params={"after": newer["last"]}).json()
-        assert nothing == {"points": [], "last": newer["last"]}
-        assert api.call("GET", path, cookie, params={"after": "junk"}).status_code == 422
     finally:
         server.stop()

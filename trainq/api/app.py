@@ -28,6 +28,7 @@ from trainq.api.routes import (
     artifacts,
     audit,
     cluster,
+    events,
     jobs,
     logs,
     metrics,
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(scheduling.router(settings))
     app.include_router(logs.router(settings))
     app.include_router(metrics.router(settings))
+    app.state.feeds = events.feeds(settings)
+    app.include_router(events.router(settings, app.state.feeds))
     app.include_router(artifacts.router(settings))
     app.include_router(cluster.router(settings))
     app.include_router(users.router(settings))

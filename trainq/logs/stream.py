@@ -95,8 +95,9 @@ class LogStream(Protocol):
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         """Entries after ``after``, waiting up to ``block_ms`` for the first."""
 
-    def last(self, job_id: str, entries: int) -> list[LogLine]:
-        """The lines of the newest ``entries`` entries, oldest first (a tail's read)."""
+    def last(self, job_id: str, entries: int, after: str | None = None) -> list[LogLine]:
+        """The lines of the newest ``entries`` entries (of those after the entry id
+        ``after``, when given), oldest first: a tail's read."""
 
     def dropped(self, job_id: str) -> int:
         """How many of the job's oldest lines the cap has trimmed away."""
@@ -155,9 +156,10 @@ class RedisLogStream:
             line for entry_id, fields in reply[0][1] for line in _lines(job_id, entry_id, fields)
         ]
 
-    def last(self, job_id: str, entries: int) -> list[LogLine]:
+    def last(self, job_id: str, entries: int, after: str | None = None) -> list[LogLine]:
         key = self._keys.log(job_id)
-        batch = cast(_Entries, self._redis.xrevrange(key, count=entries))
+        oldest = "-" if after is None else f"({after}"
+        batch = cast(_Entries, self._redis.xrevrange(key, "+", oldest, count=entries))
         newest = reversed(batch)
         return [line for entry_id, fields in newest for line in _lines(job_id, entry_id, fields)]
 
@@ -206,9 +208,9 @@ class MemoryLogStream:
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
         return list(self.read(job_id, after))
 
-    def last(self, job_id: str, entries: int) -> list[LogLine]:
-        with self._lock:  # as many lines as that many full entries of the real stream
-            return list(self._lines.get(job_id, []))[-entries * LINES_PER_ENTRY :]
+    def last(self, job_id: str, entries: int, after: str | None = None) -> list[LogLine]:
+        newer = list(self.read(job_id, "-" if after is None else after))
+        return newer[-entries * LINES_PER_ENTRY :]  # the lines of that many full entries
 
     def dropped(self, job_id: str) -> int:
         with self._lock:

@@ -96,7 +96,7 @@ def router(settings: Settings) -> APIRouter:
         stream = connections.log_stream(settings)
         query = reader.LogQuery(attempt=attempt, tail=tail)
         sources, failures = LogSources(), list[Exception]()
-        archive = reader.of_job(reader.failing_soft(_archived, failures.append), job_id)
+        archive = reader.of_job(reader.failing_soft(archived, failures.append), job_id)
         # The headers say where the lines came from, known once they are read: the
         # backlog (stream, local file, archives: blocking I/O, run in the threadpool as
         # this route is a plain def) is read into a spool here, and sent from there.
@@ -167,7 +167,8 @@ def _end_event(job_id: str) -> Iterator[str]:
     yield f"event: end\ndata: {json.dumps({'status': status.value})}\n\n"
 
 
-def _archived(job_id: str, attempt: int) -> Iterator[str] | None:
+def archived(job_id: str, attempt: int) -> Iterator[str] | None:
+    """The archived lines of a job's attempt (None: it has none)."""
     return archived_lines(connections.artifact_store(), job_id, attempt)
 
 

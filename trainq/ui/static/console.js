@@ -1,16 +1,13 @@
-// A job's console: its last lines (GET /train/{id}/logs?format=jsonl&tail=N), polled,
-// each line shown as text; the search box keeps the lines that contain what it holds.
+// A job's console: its last lines, as the job's events bring them (job.js), each shown
+// as text; the search box keeps the lines that contain what it holds.
 
-import { getText } from "./api.js";
 import { byId, el } from "./dom.js";
 
 export const TAIL_LINES = 500;
 
 export class ConsolePanel {
-  constructor(jobId) {
-    this.jobId = jobId;
+  constructor() {
     this.lines = []; // {attempt, ts, line}
-    this.signature = "";
     this.box = byId("console");
     this.search = byId("console-search");
     this.follow = byId("console-follow");
@@ -21,25 +18,16 @@ export class ConsolePanel {
     });
   }
 
-  async refresh() {
-    const text = await getText(`/train/${encodeURIComponent(this.jobId)}/logs`, {
-      format: "jsonl",
-      tail: TAIL_LINES,
-    });
-    const lines = [];
-    for (const row of text.split("\n")) {
-      if (!row) continue;
-      try {
-        lines.push(JSON.parse(row));
-      } catch {
-        lines.push({ attempt: null, ts: null, line: row });
-      }
-    }
-    const last = lines[lines.length - 1];
-    const signature = `${lines.length}:${last ? `${last.ts}:${last.line}` : ""}`;
-    if (signature === this.signature) return;
-    this.signature = signature;
-    this.lines = lines;
+  /** Show these lines ({attempt, ts, line}, oldest first) instead. */
+  reset(lines) {
+    this.lines = lines.slice(-TAIL_LINES);
+    this.draw();
+  }
+
+  /** Add these lines after the others, keeping the last TAIL_LINES. */
+  add(lines) {
+    if (!lines.length) return;
+    this.lines = this.lines.concat(lines).slice(-TAIL_LINES);
     this.draw();
   }
 

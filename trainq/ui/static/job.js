@@ -1,29 +1,31 @@
-// A job's page (/ui/jobs/{id}): GET /train/{id} every 2 s (status, reason, progress,
-// attempts, spec, result), its metric charts and console (metrics.js, console.js), its
-// artifacts, Cancel (DELETE /train/{id}) and Clone (clone.js). Polling stops once the
-// job has ended and everything was read one last time.
+// A job's page (/ui/jobs/{id}): one server-sent event stream, GET /train/{id}/events,
+// brings its record (status, reason, progress, attempts, spec, result), its metric
+// points and its console lines as they change (metrics.js, console.js); its artifacts
+// are read when their count changes; Cancel (DELETE /train/{id}) and Clone (clone.js).
+// The stream ends once the job has; the browser reconnects a stream that broke, and the
+// server starts it again with a snapshot.
 
 import { getJSON, send } from "./api.js";
 import { CloneForm } from "./clone.js";
 import { ConsolePanel } from "./console.js";
 import {
-  TERMINAL, byId, el, flatten, fmtBytes, fmtDuration, fmtNumber, fmtTime, markNav, poll,
+  TERMINAL, byId, el, flatten, fmtBytes, fmtDuration, fmtNumber, fmtTime, markNav,
   runTime, setText, showError, syncRows,
 } from "./dom.js";
 import { MetricsPanel } from "./metrics.js";
 
-const POLL_MS = 2000;
+const RETRY_MS = 5000; // before following again after the server refused the stream
 const jobId = decodeURIComponent(location.pathname.replace(/^\/ui\/jobs\//, ""));
 const base = `/train/${encodeURIComponent(jobId)}`;
 
-const metrics = new MetricsPanel(jobId);
-const consolePanel = new ConsolePanel(jobId);
+const metrics = new MetricsPanel();
+const consolePanel = new ConsolePanel();
 const clone = new CloneForm();
 let artifactCount = -1;
 let job = null;
 
-async function refreshJob() {
-  job = await getJSON(base);
+function showJob(seen) {
+  job = seen;
   renderSummary(job);
   renderAttempts(job);
   renderTable("spec-body", flatten(job.spec));
@@ -31,7 +33,7 @@ async function refreshJob() {
   clone.setSpec(job.spec);
   if (job.artifacts.length !== artifactCount) {
     artifactCount = job.artifacts.length;
-    await refreshArtifacts();
+    refreshArtifacts().catch((error) => showError("job-error", error));
   }
 }
 
@@ -126,26 +128,51 @@ async function cancel() {
   const name = job ? job.spec.name || job.id : jobId;
   if (!confirm(`Cancel job ${name}? A running job is stopped.`)) return;
   try {
-    await send("DELETE", base);
+    showJob(await send("DELETE", base));
     showError("job-error", null);
   } catch (error) {
     showError("job-error", error);
   }
-  jobPoller.now();
 }
 
-/** Everything, every 2 s, until the job has ended and was read once more. */
-async function tick() {
-  await refreshJob();
-  const results = await Promise.allSettled([metrics.refresh(), consolePanel.refresh()]);
-  const failed = results.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
-  if (TERMINAL.has(job.status)) jobPoller.stop();
+/** The job's events until it has ended: a snapshot, then what changes. */
+function follow() {
+  const events = new EventSource(`${base}/events`);
+  const on = (name, show) =>
+    events.addEventListener(name, (event) => show(JSON.parse(event.data)));
+  on("snapshot", (seen) => {
+    showError("job-error", null);
+    showJob(seen.job);
+    metrics.reset(seen.points);
+    consolePanel.reset(seen.lines);
+  });
+  on("job", (seen) => {
+    showError("job-error", null);
+    showJob(seen);
+  });
+  on("points", (points) => metrics.add(points));
+  on("lines", (lines) => consolePanel.add(lines));
+  on("problem", (problem) => showError("job-error", problem.detail && new Error(problem.detail)));
+  on("end", () => events.close());
+  events.onerror = async () => {
+    if (events.readyState !== EventSource.CLOSED) return; // the browser reconnects
+    // The server refused the stream: ask why (401: log in again; 404: no such job).
+    try {
+      await getJSON(base);
+    } catch (error) {
+      showError("job-error", error);
+      if (error.status === 404 || error.status === 401) return;
+    }
+    setTimeout(follow, RETRY_MS);
+  };
 }
 
 markNav();
 byId("cancel").addEventListener("click", cancel);
-const jobPoller = poll(tick, POLL_MS, (error) => {
-  showError("job-error", error);
-  if (error && error.status === 404) jobPoller.stop(); // no such job (or not theirs to see)
-});
+follow();
+// A running job's run time and timeline move on between its events.
+setInterval(() => {
+  if (!job || TERMINAL.has(job.status)) return;
+  setText("job-runtime", fmtDuration(runTime(job)));
+  renderTimeline(job);
+}, 1000);

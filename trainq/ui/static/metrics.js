@@ -1,30 +1,28 @@
-// A job's metric charts: GET /train/{id}/metrics, then only newer points (?after=),
-// one chart per measured field the reader ticks (loss by default), x = epoch.
+// A job's metric charts, from the points the job's events bring (job.js): one chart per
+// measured field the reader ticks (loss by default), x = epoch.
 
-import { getJSON } from "./api.js";
 import { LineChart, byX, measuredFields, xField } from "./chart.js";
 import { byId, el } from "./dom.js";
 
 export class MetricsPanel {
-  constructor(jobId) {
-    this.jobId = jobId;
+  constructor() {
     this.points = [];
-    this.after = null;
     this.fields = [];
     this.shown = new Set(["loss"]);
     this.charts = new Map(); // field → LineChart
     this.xField = "epoch";
   }
 
-  /** Fetch the points newer than the last ones seen; redraw if there are any. */
-  async refresh() {
-    const answer = await getJSON(`/train/${encodeURIComponent(this.jobId)}/metrics`, {
-      after: this.after,
-    });
-    if (answer.last) this.after = answer.last;
-    const fresh = answer.points || [];
-    if (!fresh.length && this.points.length) return;
-    this.points.push(...fresh);
+  /** Show these points (oldest first) instead. */
+  reset(points) {
+    this.points = points.slice();
+    this.draw();
+  }
+
+  /** Add newer points. */
+  add(points) {
+    if (!points.length) return;
+    this.points.push(...points);
     this.draw();
   }
 
