@@ -4,13 +4,12 @@ They run in a process of their own (``python -m benchmarks.browsers URL``) sched
 ``SCHED_IDLE``: real browsers run on other machines, so these take only a core that
 would idle, never one the job or the API wants; the process's CPU while watching is
 part of the result. Each browser logs in (a session and connections of its own). On
-``watch page|sse JOB`` (a line on stdin) every browser opens the job's page (its HTML,
+``watch page JOB`` (a line on stdin) every browser opens the job's page (its HTML,
 styles and scripts) at a random moment within 2 s and does what
-trainq/ui/static/job.js does, 2 s after its last round ended: ``GET /train/{id}``
-(and ``/artifacts`` when their count changes), then ``/metrics?after=<last>`` and the
-console's ``/logs?format=jsonl&tail=500`` together; with ``sse`` the console is one
-``/logs?follow=true`` stream instead. On ``leave`` they close the page; on ``quit``
-what they saw comes back as one JSON line, by mode (:class:`Browsing`).
+trainq/ui/static/job.js does: it follows ``GET /train/{id}/events`` (and reads
+``/artifacts`` when a ``job`` event shows their count changed) until the ``end`` event.
+On ``leave`` they close the page; on ``quit`` what they saw comes back as one JSON
+line, by mode (:class:`Browsing`).
 """
 
 from __future__ import annotations
@@ -32,9 +31,8 @@ import httpx
 
 from benchmarks.figures import timed
 
-POLL_S = 2.0  # job.js's POLL_MS
+ARRIVAL_S = 2.0  # browsers open the page within this long of each other
 TAIL = 500  # console.js's TAIL_LINES
-FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 _TOKEN_ENV = "BENCH_BROWSERS_TOKEN"  # not on the command line, where ps shows it
 
 
@@ -44,15 +42,18 @@ class Browsing:
 
     cpu_s: float = 0.0
     wall_s: float = 0.0
-    call_ms: list[float] = field(default_factory=list)  # every GET but the SSE streams'
+    call_ms: list[float] = field(default_factory=list)  # every GET but the event streams'
     points: list[int] = field(default_factory=list)  # metric points each browser got
+    events: int = 0  # events received, all browsers
+    stream_bytes: int = 0  # of the event streams, all browsers
     retries: int = 0  # GETs sent again on a new connection
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         failed = f"{len(self.errors)} failed" + (f": {self.errors[0]}" if self.errors else "")
         return (f"{len(self.points)} page views, metric points {min(self.points)}-"
-                f"{max(self.points)} each, {len(self.call_ms)} calls "
+                f"{max(self.points)} each, {self.events} events ({self.stream_bytes} bytes), "
+                f"{len(self.call_ms)} other calls "
                 f"(max {max(self.call_ms):.0f} ms, {self.retries} retried, {failed}), "
                 f"{self.cpu_s:.2f} CPU s")  # fmt: skip
 
@@ -124,33 +125,20 @@ async def _get(browser: httpx.AsyncClient, path: str, seen: Browsing, **params: 
 
 
 async def _page(
-    browser: httpx.AsyncClient, job_id: str, seen: Browsing, sse: bool, leave: asyncio.Event
+    browser: httpx.AsyncClient, job_id: str, seen: Browsing, leave: asyncio.Event
 ) -> None:
     """One browser on the job's page until it leaves or the job has ended."""
-    if await _left(leave, random.uniform(0, POLL_S)):  # people open the page at any time
+    if await _left(leave, random.uniform(0, ARRIVAL_S)):  # people open the page at any time
         return
     shell = await _get(browser, f"/ui/jobs/{job_id}", seen)
     for asset in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', shell):
         await _get(browser, asset, seen)
-    base, after, points, artifacts = f"/train/{job_id}", "", 0, -1
-    console = asyncio.create_task(_console(browser, base, seen)) if sse else None
-    while True:
-        job = await _get(browser, base, seen)
-        if len(job["artifacts"]) != artifacts:
-            artifacts = len(job["artifacts"])
-            await _get(browser, f"{base}/artifacts", seen)
-        reads = [_get(browser, f"{base}/metrics", seen, **({"after": after} if after else {}))]
-        if not sse:
-            reads.append(_get(browser, f"{base}/logs", seen, format="jsonl", tail=str(TAIL)))
-        metrics, *_ = await asyncio.gather(*reads)
-        points += len(metrics["points"])
-        after = metrics.get("last") or after
-        if job["status"] in FINAL or await _left(leave, POLL_S):
-            break
-    seen.points.append(points)
-    if console is not None:
-        console.cancel()  # the page closes: so does its stream
-        await asyncio.gather(console, return_exceptions=True)
+    following = asyncio.create_task(_follow(browser, f"/train/{job_id}", seen))
+    left = asyncio.create_task(leave.wait())
+    await asyncio.wait([following, left], return_when=asyncio.FIRST_COMPLETED)
+    for task in (following, left):
+        task.cancel()  # the page closes: so does its stream
+    await asyncio.gather(following, left, return_exceptions=True)
 
 
 async def _left(leave: asyncio.Event, wait_s: float) -> bool:
@@ -162,18 +150,38 @@ async def _left(leave: asyncio.Event, wait_s: float) -> bool:
     return True
 
 
-async def _console(browser: httpx.AsyncClient, base: str, seen: Browsing) -> None:
-    """The console as one SSE stream, until its end event."""
-    params = {"follow": "true", "tail": str(TAIL)}
+async def _follow(browser: httpx.AsyncClient, base: str, seen: Browsing) -> None:
+    """The job's events until the end event; the artifacts read when their count changes."""
+    points, artifacts, name = 0, -1, ""
     try:
-        async with browser.stream("GET", f"{base}/logs", params=params) as reply:
-            async for text in reply.aiter_lines():
-                if text == "event: end":
+        try:
+            async with browser.stream("GET", f"{base}/events") as reply:
+                if reply.status_code != 200:
+                    seen.errors.append(f"GET {base}/events: {reply.status_code}")
                     return
-    except httpx.TransportError as exc:  # e.g. the server cut the stream
-        seen.errors.append(f"GET {base}/logs?follow=true: {exc!r}")
-        return
-    seen.errors.append(f"GET {base}/logs?follow=true: {reply.status_code}, no end event")
+                async for text in reply.aiter_lines():
+                    seen.stream_bytes += len(text) + 1
+                    if text.startswith("event: "):
+                        name = text.removeprefix("event: ")
+                        seen.events += 1
+                        if name == "end":
+                            return
+                    if not text.startswith("data: "):
+                        continue
+                    data = json.loads(text.removeprefix("data: "))
+                    job = data["job"] if name == "snapshot" else data if name == "job" else None
+                    points += len(
+                        data["points"] if name == "snapshot" else data if name == "points" else []
+                    )
+                    if job is not None and len(job["artifacts"]) != artifacts:
+                        artifacts = len(job["artifacts"])
+                        await _get(browser, f"{base}/artifacts", seen)
+        except httpx.TransportError as exc:  # e.g. the server cut the stream
+            seen.errors.append(f"GET {base}/events: {exc!r}")
+            return
+        seen.errors.append(f"GET {base}/events: closed without an end event")
+    finally:
+        seen.points.append(points)
 
 
 async def serve(url: str, token: str, count: int) -> dict[str, Browsing]:
@@ -186,7 +194,7 @@ async def serve(url: str, token: str, count: int) -> dict[str, Browsing]:
         mine, leave = seen.setdefault(mode, Browsing()), asyncio.Event()
         cpu_before_s = time.process_time()
         with timed() as elapsed_s:
-            views = [_page(b, job_id, mine, mode == "sse", leave) for b in clients]
+            views = [_page(b, job_id, mine, leave) for b in clients]
             watching = asyncio.gather(*views)
             await asyncio.to_thread(sys.stdin.readline)  # leave
             leave.set()

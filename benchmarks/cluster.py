@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trainq.testing import ApiServer, WorkerProcess
+    from trainq.testing import ApiServer, RedisServer, WorkerProcess
 
 STATE = Path(tempfile.mkdtemp(prefix="trainq-bench-"))
 with socket.socket() as _s:
@@ -43,13 +43,13 @@ def cluster(
 
 
 @contextmanager
-def redis_server() -> Iterator[None]:
+def redis_server() -> Iterator[RedisServer]:
     """The private redis-server, for one benchmark's whole run (clients keep connections)."""
     from trainq.testing import RedisServer
 
     server = RedisServer(STATE / "redis", port=PORT).start()
     try:
-        yield
+        yield server
     finally:
         server.stop()
 

@@ -207,7 +207,7 @@ def test_a_finished_jobs_follower_gets_the_snapshot_and_the_end_at_once() -> Non
 def test_a_follower_too_far_behind_is_dropped_and_the_others_go_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(feeds, "QUEUE_EVENTS", 3)
+    monkeypatch.setattr(feeds, "QUEUE_STEPS", 3)
     job = Job()
     hub = make_feeds(job)
 

@@ -13,7 +13,7 @@ then ``job`` (the record, when it or its reason to wait changed), ``points`` (ne
 points), ``lines`` (new console lines, the newest ``tail`` of a step's), ``problem``
 (``{"detail"}``: Redis does not answer; ``null`` once it does again) and ``end``
 (``{"status"}``, the job has ended; the stream closes). A follower that falls more than
-``QUEUE_EVENTS`` events behind is dropped: its browser reconnects and starts from a
+``QUEUE_STEPS`` steps behind is dropped: its browser reconnects and starts from a
 fresh snapshot.
 """
 
@@ -36,7 +36,7 @@ from trainq.logs.stream import LogLine
 STEP_S = 0.5  # between a feed's reads of its job
 OUTAGE_STEP_S = 2.0  # between reads while Redis does not answer
 KEEPALIVE_S = 15.0  # an SSE comment to a follower after this long without an event
-QUEUE_EVENTS = 256  # events a follower may fall behind before it is dropped
+QUEUE_STEPS = 256  # steps' events a follower may fall behind before it is dropped
 RETRY_MS = 3000  # a browser's wait before it reconnects a stream that closed
 
 # The job's record as the API shows it (GET /train/{id}), as JSON.
@@ -80,13 +80,15 @@ class Feed:
         return events
 
     def tell(self, events: list[str]) -> None:
+        """Hand ``events`` to every follower, as one write on its connection."""
+        if not events:
+            return
+        text = "".join(events)
         for follower in list(self.followers):
-            for text in events:
-                try:
-                    follower.put_nowait(text)
-                except asyncio.QueueFull:  # too far behind: it starts again from a snapshot
-                    self.drop(follower)
-                    break
+            try:
+                follower.put_nowait(text)
+            except asyncio.QueueFull:  # too far behind: it starts again from a snapshot
+                self.drop(follower)
 
     def drop(self, follower: asyncio.Queue[str | None]) -> None:
         self.followers.discard(follower)
@@ -131,7 +133,7 @@ class Feeds:
             task = asyncio.get_running_loop().create_task(self._run(job_id, feed))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        mine: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_EVENTS)
+        mine: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_STEPS)
         feed.joining += 1
         try:
             await feed.ready.wait()
