@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis
 
 from trainq.api import feeds
 from trainq.api.feeds import Feeds
@@ -239,3 +240,43 @@ async def until(condition: Any, timeout_s: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.005)
+
+
+@pytest.mark.usefixtures("fast")
+def test_followers_are_told_while_redis_does_not_answer_and_when_it_does_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(feeds, "OUTAGE_STEP_S", 0.01)
+    job = Job()
+    down = False
+    hub = Feeds(lambda job_id: broken(job, job_id), lambda record, why: "{}", max_points=10)
+
+    def broken(job: Job, job_id: str) -> JobWatch:
+        watch = job.watch(job_id)
+        step = watch.next
+
+        def next_or_fail() -> Any:
+            if down:
+                raise redis.ConnectionError("Connection refused")
+            return step()
+
+        watch.next = next_or_fail  # type: ignore[method-assign]
+        return watch
+
+    async def scenario() -> list[tuple[str, Any]]:
+        nonlocal down
+        reading = asyncio.create_task(collect(hub.follow("j"), until="end"))
+        await until(lambda: hub.followers("j") == 1)
+        down = True
+        await asyncio.sleep(0.1)
+        down = False
+        job.status(JobStatus.RUNNING)
+        job.status(JobStatus.FAILED)
+        return await asyncio.wait_for(reading, 5)
+
+    seen = asyncio.run(scenario())
+
+    problems = [data["detail"] for name, data in seen if name == "problem"]
+    assert len(problems) == 2 and problems[1] is None  # told once, then told it is over
+    assert "Redis at" in problems[0] and "Connection refused" in problems[0]
+    assert seen[-1] == ("end", {"status": "failed"})

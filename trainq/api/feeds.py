@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from anyio import to_thread
@@ -123,7 +123,7 @@ class Feeds:
         feed = self._feeds.get(job_id)
         return len(feed.followers) if feed else 0
 
-    async def follow(self, job_id: str) -> AsyncIterator[str]:
+    async def follow(self, job_id: str) -> AsyncGenerator[str, None]:
         """The job's events for one follower, until the job ends or it goes away."""
         feed = self._feeds.get(job_id)
         if feed is None:
