@@ -263,11 +263,12 @@ def test_malformed_requests_get_4xx_json_never_5xx(api: httpx.Client) -> None:
         api.get("/train", params={"limit": 0}),
         api.get("/train", params={"status": "sleeping"}),
         api.get("/train", params={"cursor": "nonsense"}),
+        api.get("/train", params={"name": "no spaces in names"}),
         api.get("/train/x/logs", params={"follow": "perhaps"}),
         api.put("/train"),
     ]
     codes = [r.status_code for r in cases]
-    assert codes == [422, 422, 413, 422, 422, 422, 422, 422, 405]
+    assert codes == [422, 422, 413, 422, 422, 422, 422, 422, 422, 405]
     for response in cases:
         assert response.headers["content-type"] == "application/json", response.text
         assert response.json()["detail"]

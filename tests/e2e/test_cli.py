@@ -189,6 +189,24 @@ def test_list_shows_owners_and_filters_by_owner(mode: Mode, finished: dict[str, 
     assert row.split()[1:3] == ["succeeded", mode.owner]
 
 
+def test_list_filters_by_part_of_the_name_in_any_case(mode: Mode, worker: Worker) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ids: dict[str, str] = {}
+    for name in (f"Sweep-{tag}-a", f"other-{tag}", f"sweep-{tag}-b"):
+        submitted = run(mode, "trainq", "submit", "--epochs", "1", "--name", name, "--json")
+        assert submitted.returncode == 0, submitted.stderr
+        ids[name] = record_of(submitted)["id"]
+
+    listed = run(mode, "trainq", "list", "--name", f"SWEEP-{tag}", "--json")
+    refused = run(mode, "trainq", "list", "--name", "not a name")
+
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)["jobs"]
+    assert [job["id"] for job in jobs] == [ids[f"sweep-{tag}-b"], ids[f"Sweep-{tag}-a"]]
+    assert refused.returncode == 2
+    assert "--name" in refused.stderr and "not a name" in refused.stderr
+
+
 def test_whoami_names_the_user_and_where_commands_go(mode: Mode) -> None:
     who = run(mode, "trainq", "whoami")
 

@@ -9,6 +9,7 @@ import redis
 
 from tests.harness import STORE_TEST_URL
 from tests.unit import test_memory_store as contract
+from tests.unit import test_name_filter_store as name_contract
 from tests.unit import test_owner_store as owner_contract
 from trainq.store.keys import Keys
 from trainq.store.protocols import Coordination, IdempotencyKeys
@@ -18,7 +19,7 @@ from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJob
 pytestmark = pytest.mark.integration
 
 # Every contract test, collected here again with this module's `store` fixture.
-for module in (contract, owner_contract):
+for module in (contract, owner_contract, name_contract):
     globals().update({n: getattr(module, n) for n in dir(module) if n.startswith("test_")})
 
 

@@ -80,6 +80,33 @@ def test_a_list_longer_than_the_apis_page_is_read_page_by_page() -> None:
     assert limits == [500, 500]
 
 
+def test_a_name_filtered_list_gathers_short_pages_up_to_the_limit() -> None:
+    # The API's pages of a name filter may be short, even empty, before the end.
+    answers = {
+        None: (["j9", "j8"], "c1"),
+        "c1": ([], "c2"),
+        "c2": (["j5", "j4"], "c3"),
+        "c3": (["j1"], None),
+    }
+    asked: list[tuple[str | None, str, str]] = []
+
+    def pages(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        asked.append((cursor, request.url.params["name"], request.url.params["limit"]))
+        ids, more = answers[cursor]
+        assert len(ids) <= int(request.url.params["limit"])
+        return httpx.Response(200, json={"jobs": [view(job(i)) for i in ids], "next_cursor": more})
+
+    page = remote(pages).list_jobs(limit=4, name="sweep")
+    rest = remote(pages).list_jobs(limit=4, cursor=page.next_cursor, name="sweep")
+
+    assert [r.id for r in page.records] == ["j9", "j8", "j5", "j4"]
+    assert page.next_cursor == "c3"
+    assert [r.id for r in rest.records] == ["j1"]
+    assert rest.next_cursor is None
+    assert asked[:3] == [(None, "sweep", "4"), ("c1", "sweep", "2"), ("c2", "sweep", "2")]
+
+
 def test_wait_for_sees_each_new_version_once_until_the_job_is_final() -> None:
     versions = [
         job(updated_at=1.0),

@@ -29,7 +29,7 @@ from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
 from trainq.remote import ApiClient, RemoteJobs
 from trainq.remote.scheduling import PendingPage, QueuedJob
-from trainq.store.paging import every_job
+from trainq.store.paging import every_job, gathered
 from trainq.store.protocols import JobPage
 
 # Told, in a clause ("the artifact store S could not be read (why)"), that the
@@ -53,9 +53,16 @@ class Jobs(Protocol):
         """The record, and why it waits while it is queued."""
 
     def list_jobs(
-        self, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None
+        self,
+        status: JobStatus | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None,
+        name: str | None = None,
     ) -> JobPage:
-        """A page of jobs, newest first (ValueError: a malformed cursor)."""
+        """Up to ``limit`` jobs, newest first, whose names contain ``name`` (ignoring
+        case), in as many of the store's pages as it takes (ValueError: a malformed
+        cursor)."""
 
     def cancel(self, job_id: str) -> JobRecord:
         """Ask for the job to stop; the record right after (AlreadyFinished)."""
@@ -137,9 +144,19 @@ class DirectJobs:
         return record, client.waiting_reason(record, self._settings)
 
     def list_jobs(
-        self, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None
+        self,
+        status: JobStatus | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None,
+        name: str | None = None,
     ) -> JobPage:
-        return client.list_jobs(status=status, limit=limit, cursor=cursor, owner=owner)
+        def one(after: str | None, wanted: int) -> JobPage:
+            return client.list_jobs(
+                status=status, limit=wanted, cursor=after, owner=owner, name=name
+            )
+
+        return gathered(one, limit, cursor)
 
     def cancel(self, job_id: str) -> JobRecord:
         return client.cancel(job_id)
@@ -236,9 +253,14 @@ class RemoteBackend:
         return self._remote.get_job(job_id)
 
     def list_jobs(
-        self, status: JobStatus | None, limit: int, cursor: str | None, owner: str | None
+        self,
+        status: JobStatus | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None,
+        name: str | None = None,
     ) -> JobPage:
-        return self._remote.list_jobs(status, limit, cursor, owner)
+        return self._remote.list_jobs(status, limit, cursor, owner, name)
 
     def cancel(self, job_id: str) -> JobRecord:
         return self._remote.cancel(job_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import typer
@@ -12,6 +13,18 @@ from trainq.cli.app import cli, fail, out
 from trainq.cli.backend import open_jobs
 from trainq.cli.render import clock
 from trainq.jobs.status import JobStatus
+from trainq.store.name_filter import NAME_TEXT_MAX_LENGTH, NAME_TEXT_PATTERN
+
+
+def _part_of_a_name(text: str | None) -> str | None:
+    if text is not None and (
+        len(text) > NAME_TEXT_MAX_LENGTH or not re.match(NAME_TEXT_PATTERN, text)
+    ):
+        raise typer.BadParameter(
+            f"{text!r} is not part of a job name: 1 to {NAME_TEXT_MAX_LENGTH} letters, "
+            "digits, '_', '.' or '-'"
+        )
+    return text
 
 
 @cli.command("list")
@@ -20,12 +33,18 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Continue after this cursor")] = None,
     owner: Annotated[str | None, typer.Option(help="Only jobs this user submitted")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="Only jobs whose name contains this text, any case", callback=_part_of_a_name
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print records as JSON")] = False,
 ) -> None:
     """List jobs, newest first."""
     with open_jobs() as jobs:
         try:
-            page = jobs.list_jobs(status, limit, cursor, owner)
+            page = jobs.list_jobs(status, limit, cursor, owner, name)
         except ValueError as exc:
             raise fail(str(exc), 2) from None
     if as_json:
@@ -56,5 +75,6 @@ def list_(
     if page.next_cursor:
         same = [f"--status {status.value}"] if status else []
         same += [f"--owner {owner}"] if owner else []
+        same += [f"--name {name}"] if name else []
         more = " ".join(["more: trainq list", *same, f"--cursor {page.next_cursor}"])
         out.print(more, highlight=False)

@@ -39,10 +39,13 @@ def list_jobs(
     cursor: str | None = None,
     records: JobRecords | None = None,
     owner: str | None = None,
+    name: str | None = None,
 ) -> JobPage:
-    """A page of jobs, newest first (in ``status``, of ``owner``)."""
+    """A page of jobs, newest first (in ``status``, of ``owner``, whose names contain
+    ``name``, ignoring case). A page filtered by name examines a bounded number of
+    jobs: it may hold fewer than ``limit`` while ``next_cursor`` is not None."""
     store = records or connections.records()
-    return store.list(status=status, limit=limit, cursor=cursor, owner=owner)
+    return store.list(status=status, limit=limit, cursor=cursor, owner=owner, name=name)
 
 
 def wait_for(

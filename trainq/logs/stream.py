@@ -209,8 +209,10 @@ class MemoryLogStream:
         return list(self.read(job_id, after))
 
     def last(self, job_id: str, entries: int, after: str | None = None) -> list[LogLine]:
-        newer = list(self.read(job_id, "-" if after is None else after))
-        return newer[-entries * LINES_PER_ENTRY :]  # the lines of that many full entries
+        with self._lock:  # as many lines as that many full entries of the real stream
+            newest = list(self._lines.get(job_id, []))[-entries * LINES_PER_ENTRY :]
+        seen = 0 if after is None else int(after.split("-")[0])
+        return [line for line in newest if int(line.entry_id.split("-")[0]) > seen]
 
     def dropped(self, job_id: str) -> int:
         with self._lock:

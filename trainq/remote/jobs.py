@@ -20,7 +20,7 @@ from trainq.logs.stream import LogLine
 from trainq.remote import artifacts, logs, scheduling
 from trainq.remote.answers import parsed, waiting_of
 from trainq.remote.http import ApiClient, job_path
-from trainq.store.paging import every_record
+from trainq.store.paging import every_record, gathered
 from trainq.store.protocols import JobPage
 
 # The API's largest page (GET /train?limit=); a longer list is read page by page.
@@ -72,20 +72,23 @@ class RemoteJobs:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        name: str | None = None,
     ) -> JobPage:
-        """Up to ``limit`` jobs newest first, in as many of the API's pages as it takes."""
-        records: list[JobRecord] = []
-        while True:
+        """Up to ``limit`` jobs newest first (whose names contain ``name``), in as many
+        of the API's pages as it takes."""
+
+        def one(after: str | None, wanted: int) -> JobPage:
             params = {
                 "status": status.value if status else None,
-                "limit": min(limit - len(records), PAGE_LIMIT),
-                "cursor": cursor,
+                "limit": min(wanted, PAGE_LIMIT),
+                "cursor": after,
                 "owner": owner,
+                "name": name,
             }
-            jobs, cursor = _page(self.api.fetch("GET", "/train", params=params), self.url)
-            records += [parsed(JobRecord, job, self.url) for job in jobs]
-            if cursor is None or len(records) >= limit:
-                return JobPage(records=records, next_cursor=cursor)
+            jobs, next_cursor = _page(self.api.fetch("GET", "/train", params=params), self.url)
+            return JobPage([parsed(JobRecord, job, self.url) for job in jobs], next_cursor)
+
+        return gathered(one, limit, cursor)
 
     def every_job(self) -> Iterator[JobRecord]:
         """Every job the token may see, newest first, page by page."""

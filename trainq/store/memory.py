@@ -10,6 +10,7 @@ from collections import defaultdict
 from trainq.errors import JobNotFound
 from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus, check_transition
+from trainq.store.name_filter import scan_page
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.protocols import JobPage, Mutation
 from trainq.store.totals import increments, just_finished, over_cap, owner_increments
@@ -66,6 +67,7 @@ class MemoryJobRecords:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        name: str | None = None,
     ) -> JobPage:
         with self._lock:
             records = self._matching(status, owner)
@@ -73,6 +75,8 @@ class MemoryJobRecords:
         if cursor is not None:
             position = decode_cursor(cursor)
             records = [r for r in records if is_after(r.created_at, r.id, position)]
+        if name:
+            return scan_page(records, name, limit)
         page = records[:limit]
         more = len(records) > limit
         next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more else None

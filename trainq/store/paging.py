@@ -1,4 +1,5 @@
-"""Pages of jobs, newest first: the cursor both stores hand out, and a walk over all."""
+"""Pages of jobs, newest first: the cursor both stores hand out, a walk over all, and a
+page gathered from short ones."""
 
 from __future__ import annotations
 
@@ -45,3 +46,18 @@ def every_record(page: Callable[[str | None], JobPage]) -> Iterator[JobRecord]:
         if found.next_cursor is None:
             return
         cursor = found.next_cursor
+
+
+def gathered(
+    page: Callable[[str | None, int], JobPage], limit: int, cursor: str | None = None
+) -> JobPage:
+    """Up to ``limit`` records from as many pages as it takes: ``page(cursor, wanted)``
+    gives the page after ``cursor`` of at most ``wanted``, which may be short before the
+    end (a source's largest page, a name filter's bounded scan)."""
+    records: list[JobRecord] = []
+    while True:
+        found = page(cursor, limit - len(records))
+        records += found.records
+        cursor = found.next_cursor
+        if cursor is None or len(records) >= limit:
+            return JobPage(records=records, next_cursor=cursor)

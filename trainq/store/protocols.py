@@ -57,9 +57,15 @@ class JobRecords(Protocol):
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        name: str | None = None,
     ) -> JobPage:
         """Newest first, optionally one status and one owner only, without scanning
-        every key."""
+        every key.
+
+        With ``name``, only jobs whose name contains it (ASCII case ignored); such a
+        page examines a bounded number of jobs (:mod:`trainq.store.name_filter`), so it
+        may hold fewer than ``limit`` while ``next_cursor`` is not None.
+        """
 
     def count(self, status: JobStatus | None = None, owner: str | None = None) -> int:
         """How many jobs (in ``status``, of ``owner``)."""

@@ -21,6 +21,7 @@ from trainq.jobs.record import JobRecord
 from trainq.jobs.status import JobStatus, check_transition
 from trainq.store.coordination import RedisCoordination
 from trainq.store.keys import Keys
+from trainq.store.name_filter import SCAN_LUA, scan_args, scanned_page
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.pending import USAGE_LUA, group_of, queue_ops
 from trainq.store.protocols import JobPage, Mutation
@@ -88,6 +89,7 @@ class RedisJobRecords:
         self._half_life_s = half_life_s  # of the owners' fair-share usage
         self._create = client.register_script(_CREATE)
         self._add_usage = client.register_script(USAGE_LUA)
+        self._scan_by_name = client.register_script(SCAN_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -178,9 +180,14 @@ class RedisJobRecords:
         limit: int = 50,
         cursor: str | None = None,
         owner: str | None = None,
+        name: str | None = None,
     ) -> JobPage:
         index = self._index(status, owner)
         position = decode_cursor(cursor) if cursor is not None else None
+        if name:
+            args = scan_args(position, name, limit, self._keys.job(""))
+            answer = cast(list[str], self._scan_by_name(keys=[index], args=args))
+            return scanned_page(answer, limit)
         top: float | str = "+inf" if position is None else position[0]
         ids: list[str] = []
         offset = 0

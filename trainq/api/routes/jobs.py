@@ -25,6 +25,7 @@ from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
 from trainq.scheduler.policy import RANK
+from trainq.store.name_filter import NAME_SCAN_MAX, NAME_TEXT_MAX_LENGTH, NAME_TEXT_PATTERN
 from trainq.users.access import Action
 from trainq.users.model import Principal
 
@@ -32,6 +33,13 @@ JobIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The j
 
 # encode_cursor's shape: "<created_at>:<job id>".
 CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,20})?:.{1,250}$"
+LIST_DESCRIPTION = f"""Newest first. When jobs are visible to their owners only, a
+user's list holds only their own jobs (an admin's, everyone's).
+
+With `name`, one request examines at most {NAME_SCAN_MAX:,} jobs in the list's order, so
+a page may hold fewer than `limit` jobs (none, even) while `next_cursor` is not null:
+follow `next_cursor` until it is null to see every match. Without `name`, only the
+last page holds fewer than `limit`."""
 
 
 def router(settings: Settings) -> APIRouter:
@@ -110,6 +118,7 @@ def router(settings: Settings) -> APIRouter:
         response_model=JobList,
         responses=UNAUTHORIZED,
         summary="List jobs, newest first",
+        description=LIST_DESCRIPTION,
     )
     def list_jobs(
         principal: Caller,
@@ -117,6 +126,16 @@ def router(settings: Settings) -> APIRouter:
         owner: Annotated[
             str | None,
             Query(pattern=USER_NAME_PATTERN, description="Only jobs this user submitted"),
+        ] = None,
+        name: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=NAME_TEXT_MAX_LENGTH,
+                pattern=NAME_TEXT_PATTERN,
+                description="Only jobs whose name contains this text, ignoring case (the "
+                "characters a job name may hold: letters, digits, `_`, `.`, `-`)",
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page")] = 50,
         cursor: Annotated[
@@ -128,14 +147,15 @@ def router(settings: Settings) -> APIRouter:
             ),
         ] = None,
     ) -> JobList:
-        """Newest first. When jobs are visible to their owners only, a user's list holds
-        only their own jobs (an admin's, everyone's)."""
+        """Newest first; :data:`LIST_DESCRIPTION` (the OpenAPI description) says more."""
         if settings.jobs_visible == "owner" and not principal.admin:
             if owner not in (None, principal.name):
                 return JobList(jobs=[], next_cursor=None)
             owner = principal.name
         try:
-            page = client.list_jobs(status=status, limit=limit, cursor=cursor, owner=owner)
+            page = client.list_jobs(
+                status=status, limit=limit, cursor=cursor, owner=owner, name=name
+            )
         except ValueError as exc:
             raise HTTPException(
                 422, [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]

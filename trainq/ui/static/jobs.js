@@ -1,6 +1,9 @@
-// The jobs list (/ui/): GET /train with the status and owner filters, newest first,
-// paged by cursor, polled every 2 s. "Name contains" filters the page shown (the API
-// has no name filter). Ticked rows open the compare view.
+// The jobs list (/ui/): GET /train with the status, owner and name filters, newest
+// first, paged by cursor, polled every 2 s. The name box applies itself 300 ms after
+// typing stops; any change of filter goes back to the first page. The server examines
+// a bounded number of jobs per request for a name, so a page may come back short with
+// more after it: a page is gathered from up to MAX_REQUESTS answers. Ticked rows open
+// the compare view.
 
 import { getJSON } from "./api.js";
 import {
@@ -11,12 +14,16 @@ import {
 const PAGE_SIZE = 50;
 const POLL_MS = 2000;
 const MAX_COMPARE = 8;
+const NAME_DEBOUNCE_MS = 300;
+// Answers gathered into one page when a name filter leaves them short.
+const MAX_REQUESTS = 5;
 
 const state = {
   filters: readFilters(),
   cursors: [null], // the cursor of each page visited; the last one is shown
   nextCursor: null,
   selected: new Set(),
+  version: 0, // grows with every change of filters or page: older answers are dropped
 };
 
 function readFilters() {
@@ -29,20 +36,29 @@ function readFilters() {
 }
 
 async function load() {
+  const asked = state.version;
   const { status, owner, name } = state.filters;
-  const cursor = state.cursors[state.cursors.length - 1];
-  const page = await getJSON("/train", { status, owner, cursor, limit: PAGE_SIZE });
-  const needle = name.toLowerCase();
-  const jobs = needle
-    ? page.jobs.filter((job) => (job.spec.name || "").toLowerCase().includes(needle))
-    : page.jobs;
-  state.nextCursor = page.next_cursor;
+  let cursor = state.cursors[state.cursors.length - 1];
+  const jobs = [];
+  for (let request = 0; request < MAX_REQUESTS; request += 1) {
+    const limit = PAGE_SIZE - jobs.length;
+    const page = await getJSON("/train", { status, owner, name, cursor, limit });
+    if (asked !== state.version) return; // the filters or the page changed meanwhile
+    jobs.push(...page.jobs);
+    cursor = page.next_cursor;
+    if (!cursor || jobs.length >= PAGE_SIZE) break;
+  }
+  state.nextCursor = cursor;
   render(jobs);
 }
 
 function render(jobs) {
   syncRows(byId("jobs-body"), jobs.map(row), (tr) => tr.dataset.jobId);
-  byId("jobs-empty").hidden = jobs.length > 0;
+  const empty = byId("jobs-empty");
+  empty.hidden = jobs.length > 0;
+  empty.textContent = state.nextCursor
+    ? "No jobs match among those searched so far: the next page searches older ones."
+    : "No jobs match.";
   byId("page-next").disabled = !state.nextCursor;
   byId("page-prev").disabled = state.cursors.length < 2;
   byId("page-first").disabled = state.cursors.length < 2;
@@ -103,37 +119,59 @@ function setUp() {
   byId("filter-name").value = state.filters.name;
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const data = new FormData(form);
-    state.filters = {
-      status: data.get("status") || "",
-      owner: (data.get("owner") || "").trim(),
-      name: (data.get("name") || "").trim(),
-    };
-    state.cursors = [null];
-    const query = new URLSearchParams(
-      Object.entries(state.filters).filter(([, value]) => value),
-    ).toString();
-    history.replaceState(null, "", query ? `?${query}` : location.pathname);
-    poller.now();
+    applyFilters(form);
   });
   byId("filter-status").addEventListener("change", () => form.requestSubmit());
+  let typing = null;
+  byId("filter-name").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => applyFilters(form), NAME_DEBOUNCE_MS);
+  });
   byId("page-next").addEventListener("click", () => {
     if (!state.nextCursor) return;
     state.cursors.push(state.nextCursor);
-    poller.now();
+    showPage();
   });
   byId("page-prev").addEventListener("click", () => {
     if (state.cursors.length > 1) state.cursors.pop();
-    poller.now();
+    showPage();
   });
   byId("page-first").addEventListener("click", () => {
     state.cursors = [null];
-    poller.now();
+    showPage();
   });
   byId("compare-selected").addEventListener("click", () => {
     const ids = [...state.selected].slice(0, MAX_COMPARE);
     location.assign(`/ui/compare?ids=${ids.map(encodeURIComponent).join(",")}`);
   });
+}
+
+/** The form's filters, from the first page if they changed; loaded at once. */
+function applyFilters(form) {
+  const data = new FormData(form);
+  const filters = {
+    status: data.get("status") || "",
+    owner: (data.get("owner") || "").trim(),
+    name: (data.get("name") || "").trim(),
+  };
+  const { status, owner, name } = state.filters;
+  if (filters.status !== status || filters.owner !== owner || filters.name !== name) {
+    state.filters = filters;
+    state.cursors = [null];
+    const query = new URLSearchParams(
+      Object.entries(filters).filter(([, value]) => value),
+    ).toString();
+    history.replaceState(null, "", query ? `?${query}` : location.pathname);
+  }
+  showPage();
+}
+
+/** Load the page now (state.cursors' last), dropping any answer under way. */
+function showPage() {
+  state.version += 1;
+  state.nextCursor = null;
+  byId("page-next").disabled = true;
+  poller.now();
 }
 
 let poller = null;
