@@ -73,6 +73,10 @@ class Browsers:
             self._proc.kill()
             raise RuntimeError(f"the browsers did not start: exit {self._proc.wait()}")
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def watch(self, mode: str, job_id: str) -> None:
         self._say(f"watch {mode} {job_id}")
 

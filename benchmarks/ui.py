@@ -51,7 +51,7 @@ PHASE_EPOCHS = 5  # a phase: the page closed or open for this many epochs
 RAMP_EPOCHS = 2  # a phase's first, not counted: the browsers come (or go) over 2 s
 LIST_ROUNDS = 10
 WATCHED = {"page": "each following its event stream"}
-METERS = ("api", "redis", "job")  # whose CPU is measured per phase
+METERS = ("api", "redis", "job", "browsers")  # whose CPU is measured per phase
 
 
 @dataclass
@@ -310,7 +310,7 @@ def console_figure(url: str, token: str, lines: int, polls: int = 7) -> Figure:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4, help="of phases (nobody, page, sse, ...)")
+    parser.add_argument("--rounds", type=int, default=8, help="of phases (nobody, page)")
     parser.add_argument("--browsers", type=int, default=50)
     parser.add_argument("--samples", type=int, default=100_000, help="train.py samples/epoch")
     parser.add_argument("--store-jobs", type=int, default=10_000)
@@ -354,6 +354,7 @@ def main() -> None:
             modes = schedule(args.rounds)
             epochs = WARMUP_EPOCHS + len(modes) * PHASE_EPOCHS
             job = submit_training.delay(command=command(epochs), epochs=epochs)
+            meters["browsers"] = lambda: process_cpu_s([browsers.pid])
             found = follow(job.id, meters, browsers, modes)
             job.get(timeout=60)
             seen = browsers.results()
