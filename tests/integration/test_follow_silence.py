@@ -4,6 +4,7 @@ longer (a server here that answers the headers, then says nothing at all)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -65,12 +66,23 @@ def test_a_follow_silent_past_its_limit_says_the_api_is_gone(
     assert time.monotonic() - started < 10
 
 
+def live(lines: list[LogLine | None]) -> list[str]:
+    """The events the follow route sends for these reads (None: nothing new)."""
+
+    async def events() -> list[str]:
+        return [text async for text in log_route._live_events(iter(lines))]
+
+    return asyncio.run(events())
+
+
 def test_a_quiet_job_gets_keep_alives_between_its_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(log_route, "KEEPALIVE_S", 0.0)
+    monkeypatch.setattr(log_route, "FOLLOW_POLL_S", 0.0)
     line = LogLine(JOB, 1, 1.5, "epoch 1")
-    events = list(log_route._live_events(iter([None, line, None])))
+    # A read that brings lines stops at the next idle mark: the last two are two reads.
+    events = live([None, line, None, None])
     assert events[0] == ": keep-alive\n\n"
     assert events[1].startswith("event: line\n") and '"epoch 1"' in events[1]
     assert events[2] == ": keep-alive\n\n"
     monkeypatch.setattr(log_route, "KEEPALIVE_S", 3600.0)
-    assert list(log_route._live_events(iter([None, line, None]))) == [events[1]]
+    assert live([None, line, None, None]) == [events[1]]

@@ -93,7 +93,8 @@ class LogStream(Protocol):
         """Entries after the entry id ``after`` (all with "-"), oldest first."""
 
     def follow(self, job_id: str, after: str, block_ms: int) -> list[LogLine]:
-        """Entries after ``after``, waiting up to ``block_ms`` for the first."""
+        """Entries after ``after``, waiting up to ``block_ms`` for the first (0: not at
+        all)."""
 
     def last(self, job_id: str, entries: int, after: str | None = None) -> list[LogLine]:
         """The lines of the newest ``entries`` entries (of those after the entry id
@@ -148,7 +149,7 @@ class RedisLogStream:
         key = self._keys.log(job_id)
         reply = cast(
             list[tuple[str, _Entries]],
-            self._redis.xread({key: after}, count=_READ_BATCH, block=block_ms),
+            self._redis.xread({key: after}, count=_READ_BATCH, block=block_ms or None),
         )
         if not reply:
             return []

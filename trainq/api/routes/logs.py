@@ -6,13 +6,14 @@ in the artifact store, joined; headers say which (and how many no copy holds).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Iterator
-from itertools import chain
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated, Literal
 
+from anyio import to_thread
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
@@ -36,6 +37,9 @@ ARCHIVE_ERROR_HEADER = "X-Trainq-Log-Archive-Error"
 # A followed job that prints nothing gets an SSE comment this often (the remote CLI
 # gives up on a follow silent for several of these: trainq.remote.logs).
 KEEPALIVE_S = 15.0
+# A quiet follow reads its stream again after this long, on the event loop.
+FOLLOW_POLL_S = 0.5
+_BATCH_LINES = 1000  # lines a follow sends in one write at most
 # A joined backlog is spooled in memory up to this size, then in a temporary file.
 _SPOOL_BYTES = 8 * 1024**2
 
@@ -116,10 +120,11 @@ def router(settings: Settings) -> APIRouter:
             query,
             lambda: client.get_job(job_id).status.is_terminal,
             past.after,
+            block_ms=0,  # never waits in Redis: a quiet follow holds no thread
             read=past.read,
         )
         return StreamingResponse(
-            chain(_unspool(spooled), _live_events(lines), _end_event(job_id)),
+            _followed(spooled, lines, job_id),
             media_type="text/event-stream",
             headers={
                 "Cache-Control": "no-cache",
@@ -148,17 +153,46 @@ def _line_events(lines: Iterator[LogLine]) -> Iterator[str]:
         yield f"event: line\ndata: {data}\n\n"
 
 
-def _live_events(lines: Iterator[LogLine | None]) -> Iterator[str]:
-    """A ``line`` event per line and, after ``KEEPALIVE_S`` without one, an SSE comment:
-    a client may then give up on a connection that stays silent longer."""
+async def _followed(
+    spooled: IO[bytes], lines: Iterator[LogLine | None], job_id: str
+) -> AsyncIterator[bytes | str]:
+    """The backlog's events, then the live ones, then the end event. Each read of the
+    stream runs in the threadpool and returns at once; between the reads of a quiet job
+    the follow waits on the event loop, holding no thread (every sync route shares the
+    threadpool with it)."""
+    for block in _unspool(spooled):
+        yield block
+    async for text in _live_events(lines):
+        yield text
+    yield await to_thread.run_sync(lambda: "".join(_end_event(job_id)))
+
+
+async def _live_events(lines: Iterator[LogLine | None]) -> AsyncIterator[str]:
+    """The lines' events as they come, and an SSE comment after ``KEEPALIVE_S`` without
+    one: a client may then give up on a connection that stays silent longer."""
     quiet_since = time.monotonic()
-    for line in lines:
-        if line is not None:
-            yield from _line_events(iter((line,)))
+    while (batch := await to_thread.run_sync(_batch, lines)) is not None:
+        if batch:
+            yield "".join(_line_events(iter(batch)))
             quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= KEEPALIVE_S:
+            continue
+        if time.monotonic() - quiet_since >= KEEPALIVE_S:
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
+        await asyncio.sleep(FOLLOW_POLL_S)
+
+
+def _batch(lines: Iterator[LogLine | None]) -> list[LogLine] | None:
+    """The lines ``lines`` holds now (up to its next idle mark, at most
+    ``_BATCH_LINES``); None once it has ended."""
+    batch: list[LogLine] = []
+    for line in lines:
+        if line is None:
+            return batch
+        batch.append(line)
+        if len(batch) >= _BATCH_LINES:
+            return batch
+    return batch or None
 
 
 def _end_event(job_id: str) -> Iterator[str]:
