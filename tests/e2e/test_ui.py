@@ -18,17 +18,15 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Dialog
+from playwright.sync_api import Dialog
 
 from tests.e2e.ui_browser import (
     Browsing,
     attribute,
-    chromium,
     log_in,
     number,
     page_state,
@@ -97,22 +95,6 @@ def finished(site: Site) -> tuple[str, str]:
         job = site.wait_for(job_id, *FINAL)
         assert job["status"] == "succeeded", job["error"]
     return small, large
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def browsing(
-    browser: Browser, site: Site, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Browsing]:
-    """A fresh browser context; ``with browsing as page:`` screenshots a failure."""
-    made = Browsing(browser, site.url, tmp_path / f"{request.node.name}.png")
-    yield made
-    made.close()
 
 
 def test_log_in_clone_a_job_and_watch_it_run(

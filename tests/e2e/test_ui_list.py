@@ -15,13 +15,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
-from tests.e2e.ui_browser import Browsing, chromium, log_in, shown
+from tests.e2e.ui_browser import Browsing, log_in, shown
 from tests.harness import REPO
 from trainq import connections
 from trainq.jobs.record import JobRecord
@@ -84,22 +83,6 @@ def site(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             yield Site(server.url, user, token, api, oldest_first[::-1])
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def browsing(
-    browser: Browser, site: Site, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Browsing]:
-    """A fresh browser context; ``with browsing as page:`` screenshots a failure."""
-    made = Browsing(browser, site.url, tmp_path / f"{request.node.name}.png")
-    yield made
-    made.close()
 
 
 def listed(page: Page) -> list[str]:
