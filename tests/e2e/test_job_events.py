@@ -8,13 +8,14 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.ui_api import COOKIE, start_api
+from tests.e2e.ui_api import COOKIE, Api, start_api
 from tests.harness import PREFIX, Worker, wait_until
 from trainq.config import Settings
 
@@ -37,52 +38,56 @@ progress(3)
 """
 
 
-@pytest.mark.timeout(180)
-def test_a_jobs_metrics_gain_its_progress_points_while_it_runs(
-    redis_server: str, worker: Worker, tmp_path: Path
-) -> None:
-    # On the worker's cluster: its key prefix and queue.
+@pytest.fixture(scope="module")
+def api(
+    redis_server: str, worker: Worker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """An API server on the worker's cluster (its key prefix and queue)."""
+    folder = tmp_path_factory.mktemp("events-api")
     server, api = start_api(
-        redis_server, tmp_path, ["alice"], TRAINQ_KEY_PREFIX=PREFIX, TRAINQ_QUEUE=Settings().queue
+        redis_server, folder, ["alice"], TRAINQ_KEY_PREFIX=PREFIX, TRAINQ_QUEUE=Settings().queue
     )
-    try:
-        go = tmp_path / "go"
-        started = time.time()
-        cookie, _ = api.session("alice")
-        headers = {"Authorization": f"Bearer {api.tokens['alice']}"}
-        spec = {"command": [sys.executable, "-c", PROGRAM, str(go)], "name": "ui-metrics"}
-        submitted = api.call("POST", "/train", json=spec, headers=headers)
-        assert submitted.status_code == 202, submitted.text
-        path = f"/train/{submitted.json()['id']}/metrics"
+    yield api
+    server.stop()
 
-        def first_point() -> dict[str, Any] | None:
-            got: dict[str, Any] = api.call("GET", path, cookie).json()
-            return got if got["points"] else None
 
-        first = wait_until(first_point, 90, "the job's first metric point")
-        go.touch()
-        assert first is not None
-        assert [p["epoch"] for p in first["points"]] == [1]
-        point = first["points"][0]
-        assert set(point) == {"epoch", "epochs", "loss", "accuracy", "attempt", "ts"}
-        assert (point["loss"], point["accuracy"], point["attempt"]) == (1.0, 0.25, 1)
-        assert started <= point["ts"] <= time.time()
+@pytest.mark.timeout(180)
+def test_a_jobs_metrics_gain_its_progress_points_while_it_runs(api: Api, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    started = time.time()
+    cookie, _ = api.session("alice")
+    headers = {"Authorization": f"Bearer {api.tokens['alice']}"}
+    spec = {"command": [sys.executable, "-c", PROGRAM, str(go)], "name": "ui-metrics"}
+    submitted = api.call("POST", "/train", json=spec, headers=headers)
+    assert submitted.status_code == 202, submitted.text
+    path = f"/train/{submitted.json()['id']}/metrics"
 
-        def finished() -> bool:
-            job = api.call("GET", path.removesuffix("/metrics"), headers=headers).json()
-            return bool(job["status"] in ("succeeded", "failed"))
+    def first_point() -> dict[str, Any] | None:
+        got: dict[str, Any] = api.call("GET", path, cookie).json()
+        return got if got["points"] else None
 
-        wait_until(finished, 90, "the job to finish")
-        newer = api.call("GET", path, cookie, params={"after": first["last"]}).json()
-        assert [(p["epoch"], p["accuracy"]) for p in newer["points"]] == [(2, 0.5), (3, 0.75)]
-        whole = api.call("GET", path, headers=headers).json()  # a token reads it too
-        assert [p["epoch"] for p in whole["points"]] == [1, 2, 3]
-        assert whole["last"] == newer["last"]
-        nothing = api.call("GET", path, cookie, params={"after": newer["last"]}).json()
-        assert nothing == {"points": [], "last": newer["last"]}
-        assert api.call("GET", path, cookie, params={"after": "junk"}).status_code == 422
-    finally:
-        server.stop()
+    first = wait_until(first_point, 90, "the job's first metric point")
+    go.touch()
+    assert first is not None
+    assert [p["epoch"] for p in first["points"]] == [1]
+    point = first["points"][0]
+    assert set(point) == {"epoch", "epochs", "loss", "accuracy", "attempt", "ts"}
+    assert (point["loss"], point["accuracy"], point["attempt"]) == (1.0, 0.25, 1)
+    assert started <= point["ts"] <= time.time()
+
+    def finished() -> bool:
+        job = api.call("GET", path.removesuffix("/metrics"), headers=headers).json()
+        return bool(job["status"] in ("succeeded", "failed"))
+
+    wait_until(finished, 90, "the job to finish")
+    newer = api.call("GET", path, cookie, params={"after": first["last"]}).json()
+    assert [(p["epoch"], p["accuracy"]) for p in newer["points"]] == [(2, 0.5), (3, 0.75)]
+    whole = api.call("GET", path, headers=headers).json()  # a token reads it too
+    assert [p["epoch"] for p in whole["points"]] == [1, 2, 3]
+    assert whole["last"] == newer["last"]
+    nothing = api.call("GET", path, cookie, params={"after": newer["last"]}).json()
+    assert nothing == {"points": [], "last": newer["last"]}
+    assert api.call("GET", path, cookie, params={"after": "junk"}).status_code == 422
 
 
 class Follower(threading.Thread):
@@ -112,35 +117,29 @@ class Follower(threading.Thread):
 
 @pytest.mark.timeout(180)
 def test_a_page_following_a_job_gets_its_record_points_and_lines_as_they_come(
-    redis_server: str, worker: Worker, tmp_path: Path
+    api: Api, tmp_path: Path
 ) -> None:
-    server, api = start_api(
-        redis_server, tmp_path, ["carol"], TRAINQ_KEY_PREFIX=PREFIX, TRAINQ_QUEUE=Settings().queue
-    )
-    try:
-        go = tmp_path / "go"
-        cookie, _ = api.session("carol")
-        headers = {"Authorization": f"Bearer {api.tokens['carol']}"}
-        spec = {"command": [sys.executable, "-c", PROGRAM, str(go)], "name": "ui-events"}
-        submitted = api.call("POST", "/train", json=spec, headers=headers)
-        assert submitted.status_code == 202, submitted.text
-        events = f"{api.url}/train/{submitted.json()['id']}/events"
-        page = Follower(events, cookie)
+    go = tmp_path / "go"
+    cookie, _ = api.session("alice")
+    headers = {"Authorization": f"Bearer {api.tokens['alice']}"}
+    spec = {"command": [sys.executable, "-c", PROGRAM, str(go)], "name": "ui-events"}
+    submitted = api.call("POST", "/train", json=spec, headers=headers)
+    assert submitted.status_code == 202, submitted.text
+    events = f"{api.url}/train/{submitted.json()['id']}/events"
+    page = Follower(events, cookie)
 
-        def points() -> list[int]:
-            snapshots = [s["points"] for s in page.named("snapshot")]
-            return [p["epoch"] for batch in snapshots + page.named("points") for p in batch]
+    def points() -> list[int]:
+        snapshots = [s["points"] for s in page.named("snapshot")]
+        return [p["epoch"] for batch in snapshots + page.named("points") for p in batch]
 
-        wait_until(lambda: points() == [1], 90, "epoch 1's point on the stream")
-        running = [job["status"] for job in page.named("job")] + [
-            s["job"]["status"] for s in page.named("snapshot")
-        ]
-        go.touch()
-        page.join(90)
-        late = Follower(events, cookie)  # after the end: everything at once, then the end
-        late.join(30)
-    finally:
-        server.stop()
+    wait_until(lambda: points() == [1], 90, "epoch 1's point on the stream")
+    running = [job["status"] for job in page.named("job")] + [
+        s["job"]["status"] for s in page.named("snapshot")
+    ]
+    go.touch()
+    page.join(90)
+    late = Follower(events, cookie)  # after the end: everything at once, then the end
+    late.join(30)
 
     assert page.status == 200 and not page.is_alive()
     names = [name for name, _ in page.seen]
