@@ -118,6 +118,7 @@ def expectations(visible: str) -> dict[tuple[str, str], dict[str, int | str]]:
         ("GET", "/queue"): ANY_USER,
         ("GET", "/train/{job_id}/logs"): job_read(visible),
         ("GET", "/train/{job_id}/metrics"): job_read(visible),
+        ("GET", "/train/{job_id}/events"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts"): job_read(visible),
         ("GET", "/train/{job_id}/artifacts/{path}"): owner_only(visible),
         ("GET", "/stats"): ANY_USER,
@@ -179,7 +180,14 @@ def _call(cluster: Cluster, role: str, method: str, path: str) -> httpx.Response
     if path == "/train" and method == "POST":
         body = {"epochs": 1}
     with cluster.client(role) as client:
-        return client.request(method, filled, json=body)
+        answer = client.send(client.build_request(method, filled, json=body), stream=True)
+        try:
+            # A job's event stream does not end while the job waits: its status is enough.
+            if not answer.headers.get("content-type", "").startswith("text/event-stream"):
+                answer.read()
+            return answer
+        finally:
+            answer.close()
 
 
 @pytest.mark.timeout(300)
