@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -39,10 +39,21 @@ def test_submit_refuses_bad_gpu_requests_naming_the_field(
     assert message in " ".join(proc.stderr.split())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pynvml") is not None, reason="NVML is installed")
+def without_nvml(folder: Path) -> dict[str, str]:
+    """The environment of a process where ``import pynvml`` fails as it does without
+    nvidia-ml-py, whether or not it is installed here (`make gpu-check` installs it)."""
+    (folder / "pynvml.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'pynvml'\", name='pynvml')\n"
+    )
+    paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
 @pytest.mark.parametrize("gpus", ["auto", "0"])
-def test_a_gpu_worker_without_nvml_says_what_to_do(redis_server: str, gpus: str) -> None:
-    proc = run("worker", "--gpus", gpus)
+def test_a_gpu_worker_without_nvml_says_what_to_do(
+    redis_server: str, tmp_path: Path, gpus: str
+) -> None:
+    proc = run("worker", "--gpus", gpus, env=without_nvml(tmp_path))
 
     assert proc.returncode == 2
     assert "nvidia-ml-py" in proc.stderr

@@ -7,6 +7,7 @@ Docker engine. Every wait is on a condition with a deadline.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from celery.result import AsyncResult
 
 from tests.harness import BIN, PREFIX, REDIS_URL, REPO, Worker, trainq_containers, wait_until
 from trainq import JobStatus, app, cancel, connections, submit_training
+from trainq.config import get_settings
 from trainq.jobs.record import JobRecord
+from trainq.logs.components import COMPONENT_FILES
 from trainq.store.keys import Keys
 from trainq.store.pending import group_of
 from trainq.worker.task import requeue
@@ -41,6 +44,19 @@ def record(job_id: str) -> JobRecord:
 def reached_epoch(job_id: str, epoch: int) -> bool:
     r = record(job_id)
     return r.status == JobStatus.RUNNING and (r.progress.epoch or 0) >= epoch
+
+
+def dropped(job_id: str) -> list[str]:
+    """What this run's workers said when they dropped a delivery of ``job_id``."""
+    said = []
+    for log in get_settings().log_dir.glob(f"{COMPONENT_FILES['worker']}_*.log"):
+        for line in log.read_text().splitlines():
+            # A line being written may be read in part: the next look sees it whole.
+            if line.endswith("}") and job_id in line and " dropped " in line:
+                entry = json.loads(line)
+                if entry["job_id"] == job_id:
+                    said.append(str(entry["msg"]))
+    return said
 
 
 class ContainerWatch:
@@ -187,7 +203,14 @@ def test_a_duplicate_delivery_yields_one_container_and_one_result(
     watch = ContainerWatch(r.id)
     wait_until(lambda: watch.look() and reached_epoch(r.id, 1), 90, "the job to run")
 
+    (attempt,) = record(r.id).attempts
+    holder = attempt.worker
+    (other,) = {"first@testhost", "second@testhost"} - {holder}
+
     requeue(record(r.id))  # the same message again, while the first still runs
+
+    # Received, and dropped by the idle worker because the busy one holds the lease.
+    wait_until(lambda: dropped(r.id), 60, f"{other} to drop the duplicate")
 
     def succeeded() -> bool:
         watch.look()
@@ -197,7 +220,10 @@ def test_a_duplicate_delivery_yields_one_container_and_one_result(
     result = r.get(timeout=30)
     assert result == record(r.id).result
     assert len(watch.seen) == 1 and watch.most_at_once == 1
-    assert len(record(r.id).attempts) == 1
+    assert [a.worker for a in record(r.id).attempts] == [holder]
+    (said,) = dropped(r.id)  # once, by the other worker, naming the lease's holder
+    expected = f"{other} dropped this delivery of the job: job {r.id} is supervised by N:{holder}"
+    assert re.fullmatch(re.escape(expected).replace("N", r"\d+"), said), said
 
 
 def test_a_preempted_attempt_is_retried_and_resumes_from_its_checkpoint(

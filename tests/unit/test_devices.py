@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
+import types
 from typing import Any
 
 import pytest
@@ -12,8 +13,6 @@ from trainq.jobs.spec import JobSpec
 from trainq.runtime.base import device_env
 from trainq.runtime.container import device_requests
 from trainq.worker.devices import Gpus, allot, parse_ids, resolve
-
-HAS_NVML = importlib.util.find_spec("pynvml") is not None
 
 
 @pytest.mark.parametrize(("text", "ids"), [("0", [0]), ("2,3", [2, 3]), (" 1, 0 ", [1, 0])])
@@ -42,10 +41,38 @@ def test_auto_needs_nvml_even_when_simulating() -> None:
         resolve("auto", simulate=True)
 
 
-@pytest.mark.skipif(HAS_NVML, reason="nvidia-ml-py is installed here")
+@pytest.fixture
+def no_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML absent, whether or not nvidia-ml-py is installed here (`make gpu-check`
+    installs it): ``import pynvml`` fails as it does where the package is missing."""
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+
+
 @pytest.mark.parametrize("option", ["0", "auto"])
-def test_real_gpus_without_nvml_say_what_to_install(option: str) -> None:
+def test_real_gpus_without_nvml_say_what_to_install(no_nvml: None, option: str) -> None:
     with pytest.raises(GpuUnavailable, match=r"nvidia-ml-py.*TRAINQ_SIMULATE_GPUS=1"):
+        resolve(option, simulate=False)
+
+
+class _DriverlessNvml(types.ModuleType):
+    """pynvml installed on a host without an NVIDIA driver: nvmlInit fails."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+
+    def nvmlInit(self) -> None:
+        raise self.NVMLError("NVML Shared Library Not Found")
+
+
+@pytest.mark.parametrize("option", ["0", "auto"])
+def test_real_gpus_without_a_driver_ask_for_one(
+    monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _DriverlessNvml())
+    with pytest.raises(GpuUnavailable, match=r"Library Not Found\): is an NVIDIA driver installed"):
         resolve(option, simulate=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import queue
@@ -11,15 +12,26 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch")
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / "train.py"
 TIMEOUT_S = 60
+
+
+@pytest.fixture(autouse=True)
+def torch() -> ModuleType:
+    """torch, which train.py needs: a prerequisite, so its absence fails every test here."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:
+        pytest.fail(
+            f"torch is not installed ({exc}): run `make install`, which installs "
+            "trainq's torch extra (pip install -e '.[torch]')"
+        )
 
 
 def _env() -> dict[str, str]:
@@ -80,7 +92,7 @@ def test_two_epoch_run(tmp_path: Path) -> None:
     assert plain and all(not ln.startswith("{") for ln in plain)
 
 
-def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
+def test_resume_continues_from_checkpoint(tmp_path: Path, torch: ModuleType) -> None:
     ckpt = str(tmp_path / "ckpt")
     small = ("--samples", "1024")
     first = run_train("--epochs", "1", *small, "--checkpoint-dir", ckpt, cwd=tmp_path)
@@ -102,7 +114,7 @@ def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
     assert result(third.stdout)["history"] == res["history"]
 
 
-def test_sigterm_checkpoints_and_exits_75(tmp_path: Path) -> None:
+def test_sigterm_checkpoints_and_exits_75(tmp_path: Path, torch: ModuleType) -> None:
     ckpt_dir = tmp_path / "ckpt"
     cmd = [sys.executable, str(TRAIN), "--epochs", "50", "--epoch-sleep-s", "0.5"]
     cmd += ["--checkpoint-dir", str(ckpt_dir)]
@@ -241,7 +253,7 @@ def run_with_env(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Compl
     )
 
 
-def test_the_final_model_is_saved_in_the_output_dir(tmp_path: Path) -> None:
+def test_the_final_model_is_saved_in_the_output_dir(tmp_path: Path, torch: ModuleType) -> None:
     out = tmp_path / "out"
     data = tmp_path / "imagenet"
     (data / "sub").mkdir(parents=True)

@@ -10,6 +10,7 @@ election of the scheduler's admission loop.
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from functools import cache, partial
@@ -39,6 +40,8 @@ from trainq.worker.standby import Standby, store_problem
 from trainq.worker.startup import deferred_queues, this_worker
 from trainq.worker.transfers import AttemptFiles
 
+log = logging.getLogger("trainq.worker")
+
 # A worker keeps trying through a Redis restart: its jobs' supervisors never give up.
 connections.ride_out_outages()
 
@@ -61,12 +64,13 @@ class SupervisedTraining(SubmitTraining):
             self.send_event("task-progress", **meta)
 
         owned = this_worker()
+        worker = self.request.hostname or settings.hostname
         runner = Runner(
             records=connections.records(settings),
             coordination=connections.coordination(settings),
             runtime=worker_runtime(),
             settings=settings,
-            worker=self.request.hostname or settings.hostname,
+            worker=worker,
             on_progress=report,
             logs=connections.log_stream(settings),
             series=connections.metric_series(settings),
@@ -76,9 +80,11 @@ class SupervisedTraining(SubmitTraining):
         try:
             with components.job_context(self.request.id):
                 return runner.run(self.request.id, JobSpec.parse(kwargs))
-        except SupervisedElsewhere:
+        except SupervisedElsewhere as exc:
             # A duplicate delivery while another supervisor runs the job: drop this
             # message without touching the task's state; the other one reports.
+            with components.job_context(self.request.id):
+                log.info("%s dropped this delivery of the job: %s", worker, exc)
             raise Ignore() from None
         except Preempted:
             # Yielded to a higher-priority job: pending again, the scheduler sends it
