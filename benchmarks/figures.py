@@ -8,6 +8,10 @@ Each figure is ``{"name", "unit", "value", "baseline", "ratio", "goal", "met"}``
 The one timing helper is :func:`interleave`: it runs the trainq variant and its bare
 baseline alternately, round after round (the order flipped every round), so the
 machine's drift and noise fall on both alike.
+
+A benchmark that misses a goal fails: :func:`report` writes and prints every figure,
+then names each missed one on stderr and exits with :data:`GOAL_MISSED_EXIT`, so
+``make bench`` can tell a miss from a crash.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +38,8 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "==": operator.eq,
 }
+# The exit status of a benchmark that ran to its end and missed a goal; a crash exits 1.
+GOAL_MISSED_EXIT = 3
 T = TypeVar("T")
 
 
@@ -52,14 +59,39 @@ class Figure:
         object.__setattr__(self, "ratio", ratio)
         met = None
         if self.goal:
-            op, number = self.goal.split()
-            subject = {
-                "value": self.value,
-                "ratio": ratio,
-                "overhead": None if self.baseline is None else self.value - self.baseline,
-            }[self.goal_on]
-            met = subject is not None and _COMPARE[op](subject, float(number))
+            op, number = self._goal_parts()
+            met = self.subject is not None and _COMPARE[op](self.subject, number)
         object.__setattr__(self, "met", met)
+
+    @property
+    def subject(self) -> float | None:
+        """What the goal is held against (``goal_on``); None when that needs a missing baseline."""
+        if self.goal_on == "ratio":
+            return self.ratio
+        if self.goal_on == "overhead":
+            return None if self.baseline is None else self.value - self.baseline
+        return self.value
+
+    @property
+    def verdict(self) -> str:
+        """The goal and, unless it is on the value, what it was held against."""
+        if self.goal_on == "value":
+            return f"(goal value {self.goal})"
+        held = "none: no baseline" if self.subject is None else _num(self.subject)
+        return f"(goal {self.goal_on} {self.goal}; {self.goal_on} {held})"
+
+    def _goal_parts(self) -> tuple[str, float]:
+        parts = self.goal.split()
+        try:
+            op, number = parts
+            if op in _COMPARE:
+                return op, float(number)
+        except ValueError:
+            pass
+        raise ValueError(
+            f"figure {self.name!r}: goal {self.goal!r} is not '<op> <number>' "
+            f"with <op> one of {', '.join(_COMPARE)}"
+        )
 
     def as_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -97,13 +129,31 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 
 def report(benchmark: str, figures: list[Figure]) -> Path:
-    """Write the figures (:func:`write`) and print them, one line each."""
+    """Write the figures (:func:`write`) and print them, one line each.
+
+    Exits with :data:`GOAL_MISSED_EXIT` once all are written and printed when a goal
+    was missed, after a ``GOAL MISSED`` line on stderr for each.
+    """
     path = write(benchmark, figures)
     for f in figures:
         base = f" (baseline {_num(f.baseline)}, ratio {_num(f.ratio)})" if f.baseline else ""
         met = f" goal {f.goal_on} {f.goal}: {'met' if f.met else 'NOT MET'}" if f.goal else ""
         print(f"{benchmark}: {f.name}: {_num(f.value)} {f.unit}{base}{met}", flush=True)
+    missed = missed_goals(benchmark, figures)
+    for line in missed:
+        print(line, file=sys.stderr, flush=True)
+    if missed:
+        raise SystemExit(GOAL_MISSED_EXIT)
     return path
+
+
+def missed_goals(benchmark: str, figures: list[Figure]) -> list[str]:
+    """A line naming each figure whose goal was missed."""
+    return [
+        f"GOAL MISSED: {benchmark}: {f.name}: {_num(f.value)} {f.unit} {f.verdict}"
+        for f in figures
+        if f.met is False
+    ]
 
 
 def write(benchmark: str, figures: list[Figure]) -> Path:
