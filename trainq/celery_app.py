@@ -23,6 +23,10 @@ from trainq.config import Settings, get_settings
 TASK_NAME = "trainq.submit_training"
 # What a worker imports at start (callers never do): the task's worker side.
 WORKER_MODULES = ["trainq.worker.task"]
+# An idle worker's wait for a message, per BRPOP: what an idle cluster costs Redis
+# (kombu's default: 1 s). Not longer: a warm shutdown waits for the BRPOP under way to
+# answer (kombu reads its reply, which may hold a message).
+BROKER_POLL_S = 3
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -30,6 +34,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport = {
         "visibility_timeout": settings.visibility_timeout_s,
         "global_keyprefix": settings.key_prefix,
+        # An idle consumer's BRPOP returns empty after this long and is sent again; a
+        # message is still taken the moment it arrives.
+        "polling_interval": BROKER_POLL_S,
     }
     return {
         "broker_url": settings.redis_url,

@@ -63,7 +63,8 @@ class Registry:
     def beat(self, info: WorkerInfo) -> None:
         """Register ``info`` (or renew it) for another TTL."""
         info = info.model_copy(update={"heartbeat_at": time.time()})
-        with self._redis.pipeline() as pipe:
+        # One round trip, no transaction: live() skips an index entry without its info.
+        with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._keys.worker(info.name), info.model_dump_json(), px=self._ttl_ms)
             pipe.zadd(self._keys.workers, {info.name: info.heartbeat_at})
             pipe.execute()

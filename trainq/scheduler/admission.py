@@ -40,6 +40,10 @@ log = logging.getLogger("trainq.scheduler")
 Send = Callable[[JobRecord], None]
 # A yield request outlives the stop's grace period, then expires (asked again if due).
 _YIELD_MARGIN_S = 120.0
+# A worker that does not lead looks at the lease again this long after it would end
+# unrenewed: a dead leader is replaced as its lease ends (a resigning one, at the latest
+# then too), and followers cost Redis one PTTL per lease, not one a second.
+_FOLLOW_SLACK_S = 0.1
 
 
 def admitted(record: JobRecord, now: float) -> JobRecord:
@@ -81,11 +85,14 @@ class Admission:
         self._keys = keys
         self.name = name  # who leads: this worker's node name
         self._token: int | None = None
+        self._follow_s = settings.scheduler_lease_ttl_s / 5  # while another worker leads
         self._renew = client.register_script(RENEW_LUA)
         self._release = client.register_script(RELEASE_LUA)
 
     def run_pass(self) -> Decision:
         """Admit what can run now and ask for what must yield; what was decided."""
+        if self._state.idle():
+            return Decision()  # nothing to admit, to send again, or to yield to
         snapshot = self._state.snapshot()
         decision = decide(snapshot, self._state.rules)
         for candidate in decision.admit:
@@ -151,7 +158,10 @@ class Admission:
                 return True
             log.info("%s lost the admission lease", self.name)
             self._token = None
-        if self._redis.exists(key):
+        left_ms = int(self._redis.pttl(key))  # -2: no lease
+        if left_ms != -2:
+            # Another worker leads: look again when its lease would end unrenewed.
+            self._follow_s = min(max(left_ms, 0) / 1000 + _FOLLOW_SLACK_S, ttl_ms / 1000)
             return False
         token = int(self._redis.incr(self._keys.scheduler_fence))
         if self._redis.set(key, f"{token}:{self.name}", nx=True, px=ttl_ms):
@@ -174,7 +184,7 @@ class Admission:
         while not stop.is_set():
             try:
                 if not self.lead():
-                    stop.wait(ttl_s / 5)
+                    stop.wait(self._follow_s)
                     continue
                 self.run_pass()
                 self._redis.blpop([self._keys.scheduler_wake], timeout=wait_s)

@@ -19,6 +19,10 @@ from trainq.jobs.routing import worker_queues
 from trainq.worker import devices
 from trainq.worker.standby import STANDBY_QUEUE
 
+# Between a worker's Celery event heartbeats (Celery's default: 2 s): what an idle
+# cluster publishes to Redis. Flower's "online" follows the interval they carry.
+HEARTBEAT_S = 10
+
 
 @dataclass(frozen=True)
 class WorkerPlan:
@@ -70,6 +74,7 @@ def plan(
         f"--hostname={info.name}",
         f"--loglevel={loglevel}",
         "--task-events",
+        f"--heartbeat-interval={HEARTBEAT_S}",
     ]
     return WorkerPlan(info, argv, deferred)
 
