@@ -4,7 +4,9 @@ Bare: the same image and command run with the docker SDK (``containers.run`` the
 ``wait``), nobody reading its output. trainq: the job through a worker, which
 follows, stores and streams every line. Figures: the container's own run time
 (the engine's StartedAt → FinishedAt) with trainq against bare, lines stored per
-second, and whether ``trainq logs JOB`` gives back every line in order.
+second, whether ``trainq logs JOB`` gives back every line in order, and the worker's
+CPU seconds per million lines (its main process and pool child: stable where wall time
+on a shared machine is not; the job's container is not in the worker's session).
 
 Run alone: .venv/bin/python -m benchmarks.logs [--lines N] [--runs R]
 """
@@ -18,6 +20,7 @@ from typing import NamedTuple
 
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
 from benchmarks.figures import Figure, interleave, report
+from benchmarks.procs import session_cpu_s
 
 SPEW = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
 
@@ -57,14 +60,17 @@ class Managed(NamedTuple):
     run_s: float  # the container's own run time
     stored_per_s: float
     complete: bool  # `trainq logs JOB` gave back every line, in order
+    worker_cpu_s: float  # the worker's CPU (main process and pool child) while it ran
 
 
-def via_trainq(command: list[str], lines: int) -> Managed:
+def via_trainq(command: list[str], lines: int, worker_pid: int) -> Managed:
     from trainq import connections, submit_training
     from trainq.testing import BIN
 
+    cpu_before_s = session_cpu_s(worker_pid)
     job = submit_training.delay(command=command)
     job.get(timeout=900)
+    worker_cpu_s = session_cpu_s(worker_pid) - cpu_before_s
     attempt = connections.records().get(job.id).attempts[0]
     assert attempt.run_s is not None and attempt.ended_at and attempt.started_at
     printed = subprocess.run(
@@ -74,6 +80,7 @@ def via_trainq(command: list[str], lines: int) -> Managed:
         attempt.run_s,
         lines / (attempt.ended_at - attempt.started_at),
         printed == [f"line {i}" for i in range(lines)],
+        worker_cpu_s,
     )
 
 
@@ -90,10 +97,12 @@ def main() -> None:
     managed: list[Managed] = []
 
     def managed_run_s() -> float:
-        managed.append(via_trainq(command, args.lines))
+        managed.append(via_trainq(command, args.lines, worker_pid))
         return managed[-1].run_s
 
-    with _cluster.cluster(workers=1, runtime="docker"):
+    with _cluster.cluster(workers=1, runtime="docker") as (worker,):
+        assert worker.proc is not None
+        worker_pid = worker.proc.pid
         runs = interleave(
             args.runs,
             {
@@ -120,6 +129,13 @@ def main() -> None:
                 statistics.median(runs["cli"]),
                 bare_s,
                 "",
+            ),
+            Figure(
+                "worker CPU per million lines captured (main process and pool child, median)",
+                "CPU s",
+                statistics.median(m.worker_cpu_s for m in managed) * 1e6 / args.lines,
+                None,
+                "<= 3",
             ),
             Figure(
                 "lines stored per second (median)",

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -44,6 +43,7 @@ import httpx
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
 from benchmarks.browsers import TAIL, Browsers, Browsing
 from benchmarks.figures import Figure, interleave, percentile, report, timed
+from benchmarks.procs import machine_busy_s, pids_running, process_cpu_s, session_cpu_s
 from benchmarks.submit import API_ENV, PAGE, TOKEN, _user_token, top_up
 
 WARMUP_EPOCHS = 2  # not counted: the first pays for warm-up
@@ -77,52 +77,6 @@ def schedule(rounds: int) -> list[str]:
     """The phases' modes: nobody watching, then watched, the order flipped every round."""
     one = ["nobody", *WATCHED]
     return [mode for n in range(rounds) for mode in (one if n % 2 == 0 else one[::-1])]
-
-
-def session_cpu_s(leader: int) -> float:
-    """CPU seconds so far of every process in ``leader``'s session, from /proc."""
-    session, ticks = os.getsid(leader), 0
-    for entry in Path("/proc").iterdir():
-        try:
-            if not entry.name.isdigit() or os.getsid(int(entry.name)) != session:
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, ProcessLookupError):
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pids: list[int]) -> float:
-    """CPU seconds so far of these processes (all their threads), from /proc."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def pids_running(marker: str) -> list[int]:
-    """The processes whose command line holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def machine_busy_s() -> float:
-    """CPU seconds every core spent on anything but idling, since boot (/proc/stat)."""
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
-        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def follow(
