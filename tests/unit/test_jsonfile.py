@@ -84,3 +84,20 @@ def test_engine_timestamps_keep_their_nanoseconds() -> None:
     assert stamp_ns("1970-01-01T00:00:01.5Z") == 1_500_000_000
     assert stamp_ns("1970-01-01T00:00:01Z") == 1_000_000_000
     assert stamp_ns("not a time") is None
+
+
+def test_entries_the_engine_did_not_write_are_lines_of_their_own(tmp_path: Path) -> None:
+    log = tmp_path / "c-json.log"
+    log.write_bytes(
+        entry("ünïcödé ✓ \"quoted\"")
+        + b"not json at all\n"
+        + b"42\n"  # JSON, but not an entry
+        + b'{"log": "bad \xff byte\\n", "stream": "stdout", "time": "2026-11-29T00:00:01Z"}\n'
+        + entry("last")
+    )
+    ended = threading.Event()
+    ended.set()
+
+    got = list(JsonFileOutput(log, ended))
+
+    assert got == ['ünïcödé ✓ "quoted"', "not json at all", "42", "bad \ufffd byte", "last"]

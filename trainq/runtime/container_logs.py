@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import docker.errors
+import orjson
 import requests.exceptions
 from docker.client import DockerClient
 
@@ -292,9 +293,14 @@ def _inode(handle: BinaryIO) -> int:
 
 def _entry(raw: bytes) -> tuple[str, str | None]:
     """A json-file entry's text and time; an unreadable entry is a line of its own."""
-    line = raw.decode("utf-8", errors="replace")
     try:
-        entry = _decode(line)  # a str: json.loads of bytes guesses their encoding each time
-    except ValueError:
-        return line + "\n", None
+        entry = orjson.loads(raw)  # C: a third of the capture's CPU went to json.loads
+    except orjson.JSONDecodeError:  # not JSON, or not UTF-8: read as before
+        line = raw.decode("utf-8", errors="replace")
+        try:
+            entry = _decode(line)
+        except ValueError:
+            return line + "\n", None
+    if not isinstance(entry, dict):
+        return raw.decode("utf-8", errors="replace") + "\n", None
     return str(entry.get("log", "")), entry.get("time")
