@@ -2,8 +2,10 @@
 
 Worker: one prefork worker (process runtime, concurrency 1); RSS summed over its
 main process and pool children (its session; the job runs in a session of its
-own and is not counted), idle after a first job, and at its peak while it
-supervises a 3 s job (baseline: idle). Redis: ``used_memory`` before and after
+own and is not counted), idle after a first job (baseline: a bare Celery worker,
+:mod:`benchmarks.bare_app`, prefork with one child on the same Redis, measured the
+same way after one no-op task; goal: at most 1.1 times its RSS), and at its peak
+while it supervises a 3 s job (baseline: idle). Redis: ``used_memory`` before and after
 N jobs queued where no worker consumes (record, indexes, broker message), and
 before and after N short jobs run to the end (record with its attempt, log
 stream, result, lease fence), per job; the keys of one finished job are listed.
@@ -15,14 +17,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
-from benchmarks.figures import Figure, report
+from benchmarks.figures import ROOT, Figure, report
 
 PARKED = "bench-parked"  # a queue no worker consumes
 MB = 1024 * 1024
+# The bare worker's Redis database: the private server's, apart from trainq's keys.
+BARE_REDIS_URL = f"redis://127.0.0.1:{_cluster.PORT}/1"
+BARE_URL_ENV = "BARE_BROKER_URL"  # how benchmarks.bare_app is told it (not imported here)
 
 
 def session_rss_bytes(leader: int) -> int:
@@ -51,6 +61,54 @@ def peak_rss_bytes(leader: int, until: threading.Event, interval_s: float = 0.05
     return peak
 
 
+@contextmanager
+def bare_worker() -> Iterator[subprocess.Popen[bytes]]:
+    """A bare Celery worker (prefork, one child) in a session of its own; stopped after."""
+    log = _cluster.STATE / "bare-worker.log"
+    celery = str(Path(sys.executable).parent / "celery")
+    argv = [celery, "-A", "benchmarks.bare_app", "worker", "--pool=prefork",
+            "--concurrency=1", "--loglevel=INFO", "-n", "bare@benchhost"]  # fmt: skip
+    env = {**os.environ, BARE_URL_ENV: BARE_REDIS_URL, "PYTHONPATH": str(ROOT.parent)}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT.parent, env=env,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def bare_idle_rss_bytes() -> int:
+    """A bare Celery worker's RSS (its session), idle after running one no-op task."""
+    from celery import Celery
+
+    from trainq.testing import wait_until
+
+    client = Celery("bare", broker=BARE_REDIS_URL, backend=BARE_REDIS_URL)
+    try:
+        with bare_worker() as proc:
+            result = client.send_task("bare.noop")
+
+            def done() -> bool:
+                if proc.poll() is not None:
+                    log = (_cluster.STATE / "bare-worker.log").read_text(errors="replace")
+                    raise RuntimeError(f"bare worker exited with {proc.returncode}: {log[-2000:]}")
+                return bool(result.ready())
+
+            wait_until(done, 60, "the bare worker's task")
+            result.get(timeout=5)  # raises what the task raised
+            return session_rss_bytes(proc.pid)
+    finally:
+        client.close()
+
+
 def redis_bytes() -> int:
     from trainq import connections
 
@@ -72,6 +130,7 @@ def main() -> None:
         leader = worker.proc.pid
         submit_training.delay(command=["true"]).get(timeout=60)
         idle = session_rss_bytes(leader)
+        bare = bare_idle_rss_bytes()
 
         running = submit_training.delay(command=sleeper)
         wait_until(lambda: store.get(running.id).status == JobStatus.RUNNING, 30, "the job")
@@ -104,7 +163,7 @@ def main() -> None:
     report(
         "memory",
         [
-            Figure("worker RSS, idle", "MB", idle / MB, None, ""),
+            Figure("worker RSS, idle", "MB", idle / MB, bare / MB, "<= 1.1", goal_on="ratio"),
             Figure("worker RSS, supervising one job (peak)", "MB", supervising / MB, idle / MB, ""),
             Figure("Redis bytes per queued job", "bytes", queued, None, ""),
             Figure("Redis bytes per finished job", "bytes", ended, None, ""),

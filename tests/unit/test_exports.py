@@ -65,9 +65,60 @@ def test_callers_never_load_the_worker_side_or_docker(module: str) -> None:
     )
 
     assert completed.returncode == 0, completed.stderr
-    # The probe is not vacuous: a worker does load them.
+    # The probe is not vacuous: a worker does load the worker side.
+    loads = "import sys, trainq.worker.task; assert 'trainq.runtime.base' in sys.modules"
     worker = subprocess.run(
-        [sys.executable, "-c", "import sys, trainq.worker.task; assert 'docker' in sys.modules"],
+        [sys.executable, "-c", loads],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert worker.returncode == 0, worker.stderr
+
+
+# What a worker's processes must not load (their RSS, issue 17): the API's web stack,
+# the remote CLI's HTTP client, Docker's SDK (unless the docker runtime is used), torch.
+WORKER_NEVER_LOADS = (
+    "docker", "requests", "httpx", "fastapi", "starlette", "uvicorn", "torch", "s3fs",
+    "trainq.api", "trainq.ui", "trainq.remote",
+)  # fmt: skip
+# What `trainq worker` imports (the whole CLI, then the worker side Celery's include
+# names) and runs before Celery's worker_main, on the process runtime.
+WORKER_PROBE = """
+import sys, trainq.cli
+from trainq.celery_app import WORKER_MODULES
+from trainq.config import Settings
+from trainq.runtime.factory import check_runtime, make_runtime, runtime_problem
+from trainq.worker import standby, startup
+for name in WORKER_MODULES:
+    __import__(name)
+settings = Settings(runtime="process")
+check_runtime(settings)
+make_runtime(settings)
+assert runtime_problem(settings) is None
+"""
+
+
+def _loaded_after(probe: str, prefixes: tuple[str, ...]) -> list[str]:
+    listing = "\nprint(' '.join(m for m in sys.modules if m.split('.')[0] in PREFIXES"
+    listing += " or m.startswith(tuple(p + '.' for p in PREFIXES)) or m in PREFIXES))"
+    completed = subprocess.run(
+        [sys.executable, "-c", f"PREFIXES = {prefixes!r}\n{probe}{listing}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    return sorted(completed.stdout.split())
+
+
+def test_a_process_runtime_worker_never_loads_the_api_stack_http_or_docker() -> None:
+    assert _loaded_after(WORKER_PROBE, WORKER_NEVER_LOADS) == []
+
+
+def test_the_docker_runtime_still_loads_dockers_sdk_when_used() -> None:
+    """The probe above is not vacuous: the docker runtime imports the SDK it needs."""
+    probe = (
+        "import sys\n"
+        "from trainq.config import Settings\n"
+        "from trainq.runtime.factory import make_runtime\n"
+        "assert type(make_runtime(Settings(runtime='docker'))).__name__ == 'DockerRuntime'\n"
+    )
+
+    assert "docker.client" in _loaded_after(probe, ("docker",))

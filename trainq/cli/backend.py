@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trainq import client, connections
 from trainq.artifacts.logs import archived_lines
@@ -27,10 +27,12 @@ from trainq.jobs.status import JobStatus
 from trainq.logs import reader
 from trainq.logs.joining import LogSources
 from trainq.logs.stream import LogLine
-from trainq.remote import ApiClient, RemoteJobs
-from trainq.remote.scheduling import PendingPage, QueuedJob
 from trainq.store.paging import every_job, gathered
 from trainq.store.protocols import JobPage
+
+if TYPE_CHECKING:
+    from trainq.remote import RemoteJobs
+    from trainq.remote.scheduling import PendingPage
 
 # Told, in a clause ("the artifact store S could not be read (why)"), that the
 # archived logs could not be read: the lines shown are the ones found elsewhere.
@@ -112,6 +114,9 @@ class Jobs(Protocol):
 def open_jobs(settings: Settings | None = None) -> Iterator[Jobs]:
     """The settings' way to jobs for one command: over the API when one is configured
     (a bad configuration: exit 2), else direct to Redis."""
+    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+    from trainq.remote import ApiClient, RemoteJobs
+
     settings = settings or get_settings()
     try:
         remote = remote_api(settings)
@@ -168,6 +173,9 @@ class DirectJobs:
         return record, client.waiting_reason(record, self._settings)
 
     def pending_queue(self, owner: str | None, queue: str | None, limit: int) -> PendingPage:
+        # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+        from trainq.remote.scheduling import PendingPage, QueuedJob
+
         found = client.scheduling.pending_page(owner, queue, limit, self._settings)
         jobs = [QueuedJob.model_validate(row) for row in found.rows()]
         return PendingPage(jobs=jobs, total=found.total)

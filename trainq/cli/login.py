@@ -18,7 +18,6 @@ from trainq.cli.backend import open_jobs
 from trainq.config import get_settings
 from trainq.config.login import forget_login, save_login, saved_login_path
 from trainq.errors import ConfigError, NotAuthenticated
-from trainq.remote import ApiClient, RemoteJobs
 
 
 @cli.command()
@@ -30,6 +29,9 @@ def login(
     ] = None,
 ) -> None:
     """Check a token against the API and save both: job commands then go over the API."""
+    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+    from trainq.remote import ApiClient, RemoteJobs
+
     settings = get_settings()
     url = url.rstrip("/")
     given = token if token is not None else _read_token()

@@ -13,7 +13,7 @@ the API does not answer.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -28,13 +28,14 @@ from trainq.client import scheduling
 from trainq.config import get_settings
 from trainq.config.login import remote_api
 from trainq.errors import ConfigError, UserExists, UserNotFound
-from trainq.remote.http import ApiClient
-from trainq.remote.scheduling import OwnerQuota
-from trainq.remote.users import RemoteUsers
 from trainq.scheduler.policy import OwnerPolicy
 from trainq.users.model import IssuedToken, TokenInfo
 from trainq.users.protocols import UserStore, check_name
 from trainq.users.tokens import is_token_id
+
+if TYPE_CHECKING:
+    from trainq.remote.scheduling import OwnerQuota
+    from trainq.remote.users import RemoteUsers
 
 users_cli = typer.Typer(
     name="users",
@@ -174,6 +175,11 @@ def quota(
         raise _refused("users.quota", name, ValueError(problems), code=2, answer=422) from None
     except ValueError as exc:
         raise _refused("users.quota", name, exc, code=2, answer=422) from None
+    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+    from trainq.remote.http import ApiClient
+    from trainq.remote.scheduling import OwnerQuota
+    from trainq.remote.users import RemoteUsers
+
     settings = get_settings()
     try:
         remote = remote_api(settings)
@@ -231,6 +237,10 @@ def _set_disabled(name: str, disabled: bool) -> None:
 
 def _store() -> UserStore | RemoteUsers:
     """Redis's users, or the remote API's (its token must be an admin's)."""
+    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+    from trainq.remote.http import ApiClient
+    from trainq.remote.users import RemoteUsers
+
     settings = get_settings()
     try:
         remote = remote_api(settings)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import docker.errors
-import requests.exceptions
-from docker.client import DockerClient
-
 from trainq.config import Settings, inherited_env
 from trainq.errors import ConfigError, RuntimeFault
 from trainq.jobs.policy import image_allowed
 from trainq.jobs.spec import parse_size
 from trainq.runtime.base import Runtime
-from trainq.runtime.container import DockerRuntime
 from trainq.runtime.process import ProcessRuntime
+
+# Docker's SDK (and requests under it) is imported only where the docker runtime is
+# used: a process-runtime worker never loads it (its RSS; issue 17).
 
 
 def make_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "docker":
+        from trainq.runtime.container import DockerRuntime  # lazy: Docker's SDK
+
         return DockerRuntime(
             pids_limit=settings.container_pids_limit,
             log_max_size=settings.container_log_max_size,
@@ -40,8 +40,11 @@ def make_runtime(settings: Settings) -> Runtime:
 def check_runtime(settings: Settings) -> str:
     """Fail early, with what to do, when the configured runtime cannot work; a summary."""
     runtime = make_runtime(settings)
-    if not isinstance(runtime, DockerRuntime):
+    if settings.runtime != "docker":
         return f"process ({settings.process_python} {settings.train_script})"
+    from trainq.runtime.container import DockerRuntime  # lazy: Docker's SDK
+
+    assert isinstance(runtime, DockerRuntime)
     try:
         client = runtime.client
     except RuntimeFault as exc:
@@ -63,6 +66,10 @@ def runtime_problem(settings: Settings) -> str | None:
     """What keeps this host's runtime from running jobs now, or None (each heartbeat)."""
     if settings.runtime != "docker":
         return None
+    import docker.errors  # lazy: Docker's SDK
+    import requests.exceptions
+    from docker.client import DockerClient
+
     try:
         engine = DockerClient.from_env(timeout=5)
     except docker.errors.DockerException as exc:
