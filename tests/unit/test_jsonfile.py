@@ -89,7 +89,7 @@ def test_engine_timestamps_keep_their_nanoseconds() -> None:
 def test_entries_the_engine_did_not_write_are_lines_of_their_own(tmp_path: Path) -> None:
     log = tmp_path / "c-json.log"
     log.write_bytes(
-        entry("ünïcödé ✓ \"quoted\"")
+        entry('ünïcödé ✓ "quoted"')
         + b"not json at all\n"
         + b"42\n"  # JSON, but not an entry
         + b'{"log": "bad \xff byte\\n", "stream": "stdout", "time": "2026-11-29T00:00:01Z"}\n'
