@@ -6,7 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-from trainq.runtime.container_logs import JsonFileOutput, readable, stamp_ns
+from trainq.runtime.container_logs import stamp_ns
+from trainq.runtime.json_file import JsonFileOutput, readable
 
 
 def entry(text: str, newline: bool = True, time: str = "2026-11-29T00:00:00Z") -> bytes:

@@ -23,14 +23,9 @@ from docker.types import DeviceRequest, LogConfig
 
 from trainq.errors import LaunchRefused, RuntimeFault
 from trainq.runtime.base import Exit, Found, Handle, Launch, Output, device_env
-from trainq.runtime.container_logs import (
-    ENGINE_ERRORS,
-    ApiOutput,
-    WatchedOutput,
-    readable,
-    stamp_ns,
-)
+from trainq.runtime.container_logs import ENGINE_ERRORS, ApiOutput, stamp_ns
 from trainq.runtime.container_mounts import CHECKPOINT_MOUNT, container_env, mounts
+from trainq.runtime.json_file import WatchedOutput, readable
 
 __all__ = ["CHECKPOINT_MOUNT", "DockerRuntime", "device_requests"]
 _LABEL = "trainq.job_id"
