@@ -2,7 +2,8 @@
 
 :func:`open_jobs` chooses once per command, from the settings: with an API URL
 (``TRAINQ_API_URL``, else a ``trainq login``) every job command goes over HTTP
-(:class:`RemoteJobs`), else to Redis and the artifact store (:class:`DirectJobs`).
+(:mod:`trainq.cli.remote_backend`), else to Redis and the artifact store
+(:class:`DirectJobs`).
 Both raise the same exceptions, so the commands read the same either way.
 """
 
@@ -31,7 +32,6 @@ from trainq.store.paging import every_job, gathered
 from trainq.store.protocols import JobPage
 
 if TYPE_CHECKING:
-    from trainq.remote import RemoteJobs
     from trainq.remote.scheduling import PendingPage
 
 # Told, in a clause ("the artifact store S could not be read (why)"), that the
@@ -114,18 +114,22 @@ class Jobs(Protocol):
 def open_jobs(settings: Settings | None = None) -> Iterator[Jobs]:
     """The settings' way to jobs for one command: over the API when one is configured
     (a bad configuration: exit 2), else direct to Redis."""
-    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
-    from trainq.remote import ApiClient, RemoteJobs
-
     settings = settings or get_settings()
     try:
         remote = remote_api(settings)
-        api = None if remote is None else ApiClient(*remote, settings.api_timeout_s)
     except ConfigError as exc:
         raise fail(str(exc), 2) from None
-    if api is None:
+    if remote is None:
         yield DirectJobs(settings)
         return
+    # Lazy: httpx, for a remote API only; `trainq worker` imports this module too.
+    from trainq.cli.remote_backend import RemoteBackend
+    from trainq.remote import ApiClient, RemoteJobs
+
+    try:
+        api = ApiClient(*remote, settings.api_timeout_s)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
     with api:
         yield RemoteBackend(RemoteJobs(api))
 
@@ -241,79 +245,3 @@ class DirectJobs:
             failed(f"the artifact store {store_url} could not be read ({exc})")
 
         return reader.failing_soft(archived, broke)
-
-
-class RemoteBackend:
-    """Jobs behind the REST API, through :class:`~trainq.remote.RemoteJobs`."""
-
-    log_file_host = "the API's host"
-
-    def __init__(self, remote: RemoteJobs) -> None:
-        self._remote = remote
-
-    def submit(self, values: Mapping[str, Any]) -> str:
-        return self._remote.submit(values)
-
-    def get_job(self, job_id: str) -> JobRecord:
-        return self._remote.get_job(job_id)[0]
-
-    def describe(self, job_id: str) -> tuple[JobRecord, str | None]:
-        return self._remote.get_job(job_id)
-
-    def list_jobs(
-        self,
-        status: JobStatus | None,
-        limit: int,
-        cursor: str | None,
-        owner: str | None,
-        name: str | None = None,
-    ) -> JobPage:
-        return self._remote.list_jobs(status, limit, cursor, owner, name)
-
-    def cancel(self, job_id: str) -> JobRecord:
-        return self._remote.cancel(job_id)
-
-    def change(
-        self, job_id: str, priority: Priority | None, preemptible: bool | None
-    ) -> tuple[JobRecord, str | None]:
-        return self._remote.change(job_id, priority, preemptible)
-
-    def pending_queue(self, owner: str | None, queue: str | None, limit: int) -> PendingPage:
-        return self._remote.pending_queue(owner, queue, limit)
-
-    def wait_for(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobRecord], None] = lambda _: None,
-        timeout_s: float | None = None,
-    ) -> JobRecord:
-        return self._remote.wait_for(job_id, on_update=on_update, timeout_s=timeout_s)
-
-    def job_lines(
-        self,
-        record: JobRecord,
-        query: reader.LogQuery,
-        *,
-        follow: bool,
-        sources: LogSources,
-        archive_failed: ArchiveFailed,
-    ) -> Iterator[LogLine]:
-        return self._remote.log_lines(
-            record.id, query, follow=follow, sources=sources, archive_failed=archive_failed
-        )
-
-    def search_lines(
-        self, pattern: re.Pattern[str], archive_failed: ArchiveFailed
-    ) -> Iterator[LogLine]:
-        return self._remote.search_logs(pattern, archive_failed)
-
-    def download(self, job_id: str, path: str, target: Path) -> None:
-        try:
-            self._remote.download(job_id, path, target)
-        except ArtifactError as exc:
-            raise ArtifactError(f"cannot download {path} from {self._remote.url}: {exc}") from None
-
-    def whoami(self) -> str:
-        me = self._remote.me()
-        return f"{me.name} ({'admin' if me.admin else 'user'}) at the trainq API {self._remote.url}"
