@@ -14,7 +14,7 @@ from tests.s3server import S3Server, store_settings
 from trainq.artifacts.checkpoints import publish, restore
 from trainq.artifacts.store import ArtifactStore
 from trainq.config import Settings
-from trainq.errors import ArtifactNotFound, StoreUnavailable
+from trainq.errors import ArtifactError, ArtifactNotFound, StoreUnavailable
 from trainq.testing import free_port
 
 pytestmark = pytest.mark.integration
@@ -84,6 +84,23 @@ def test_a_checkpoint_published_on_one_host_is_restored_on_another(
     assert (b / "model.pt").read_bytes() == b"weights" * 1000
     assert (b / "sub" / "opt.pt").read_bytes() == b"optimizer"
     assert restore(store, "j", b, state_path=tmp_path / "b" / "state.json") is None
+
+
+def test_a_truncated_blob_is_not_restored(store: ArtifactStore, tmp_path: Path) -> None:
+    """A blob of another size than its manifest says fails the restore, leaving the
+    host's folder untouched (a restore streams it unhashed)."""
+    a, b = tmp_path / "a" / "ckpt", tmp_path / "b" / "ckpt"
+    a.mkdir(parents=True)
+    (a / "model.pt").write_bytes(b"m" * 100)
+    manifest = publish(
+        store, "j", a, attempt=1, host="a", epoch=1, state_path=tmp_path / "a" / "state.json"
+    )
+    assert manifest is not None
+    store.put_bytes(f"jobs/j/checkpoints/{manifest.files['model.pt'].blob}", b"m" * 60)
+
+    with pytest.raises(ArtifactError, match="corrupt: it holds 60 bytes, expected 100"):
+        restore(store, "j", b, state_path=tmp_path / "b" / "state.json")
+    assert not b.exists() or list(b.iterdir()) == []
 
 
 def test_probe_of_an_unreachable_endpoint_fails_fast_naming_the_url() -> None:

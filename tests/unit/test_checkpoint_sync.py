@@ -35,10 +35,15 @@ class SpyStore(ArtifactStore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.puts: list[str] = []
+        self.reads: list[str] = []
         self.fail_next = 0
         self.entered = threading.Event()  # an upload has begun
         self.release = threading.Event()  # uploads may go on
         self.release.set()
+
+    def read_bytes(self, key: str) -> bytes:
+        self.reads.append(f"{threading.current_thread().name}: {key}")
+        return super().read_bytes(key)
 
     def put_file(self, local: Path, key: str) -> tuple[int, str]:
         self.entered.set()
@@ -201,12 +206,14 @@ def test_a_manifest_with_a_missing_blob_is_refused(store: SpyStore, a: Host, b: 
     assert b.files() == {"mine.pt": b"b's own"}  # nothing restored, nothing removed
 
 
-def test_a_manifest_with_a_corrupt_blob_is_refused(store: SpyStore, a: Host, b: Host) -> None:
+def test_a_manifest_with_a_truncated_blob_is_refused(store: SpyStore, a: Host, b: Host) -> None:
+    # A blob is checked by its size (the kernel copies it unhashed); on S3 too
+    # (tests/integration/test_artifact_s3.py).
     write(a.dir, {"model.pt": b"m" * 100, "opt.pt": b"o"})
     manifest = a.publish(store, epoch=1)
-    store.put_bytes(f"jobs/{JOB}/checkpoints/{manifest.files['model.pt'].blob}", b"x" * 100)
+    store.put_bytes(f"jobs/{JOB}/checkpoints/{manifest.files['model.pt'].blob}", b"m" * 99)
 
-    with pytest.raises(ArtifactError, match="corrupt: its sha256 is"):
+    with pytest.raises(ArtifactError, match="corrupt: it holds 99 bytes, expected 100"):
         b.restore(store)
     assert not b.dir.exists() or list(b.dir.iterdir()) == []  # no half restore, no staging
     assert not b.state.exists()
@@ -270,6 +277,33 @@ def test_failed_passes_are_retried_and_reported(store: SpyStore, a: Host) -> Non
     assert archived.is_set()
     assert sync.last is not None and sync.last.epoch == 7
     assert blobs(store) == [f"jobs/{JOB}/checkpoints/{sync.last.files['model.pt'].blob}"]
+
+
+def test_a_sync_reads_the_manifest_once_then_after_a_failed_pass_only(
+    store: SpyStore, a: Host, b: Host
+) -> None:
+    write(b.dir, {"model.pt": b"b"})
+    b.publish(store, epoch=1)  # another host's, before this attempt
+    write(a.dir, {"model.pt": b"0"})
+    store.reads.clear()
+    sync = CheckpointSync(
+        store, JOB, a.dir, attempt=2, host="a", state_path=a.state, interval_s=0.0,
+        on_error=lambda _: None,
+    ).start()  # fmt: skip
+    for epoch, fail in [(2, 0), (3, 0), (4, 1), (5, 0), (6, 0)]:
+        write(a.dir, {"model.pt": str(epoch).encode()})
+        store.fail_next = fail
+        sync.poke(epoch)
+        wait_until(lambda e=epoch: (read_manifest(store, JOB) or b).epoch == e, timeout_s=10,
+                   what=f"epoch {epoch} published")  # fmt: skip
+    sync.finish(timeout_s=10)
+    # By the first pass (b's manifest) and by the one after the failure; the others
+    # (and finish's) know the manifest they published.
+    by_sync = [r for r in store.reads if r.startswith("checkpoint-sync")]
+    assert by_sync == [f"checkpoint-sync-{JOB}: jobs/{JOB}/checkpoints.json"] * 2, store.reads
+    manifest = read_manifest(store, JOB)
+    assert manifest is not None and (manifest.sequence, manifest.epoch) == (6, 6)
+    assert blobs(store) == [f"jobs/{JOB}/checkpoints/{manifest.files['model.pt'].blob}"]
 
 
 def test_finish_publishes_the_last_state(store: SpyStore, a: Host) -> None:

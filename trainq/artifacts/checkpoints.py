@@ -67,13 +67,22 @@ class Restored:
 
 def publish(
     store: ArtifactStore, job_id: str, local_dir: Path, *, attempt: int, host: str,
-    epoch: int | None, state_path: Path,
+    epoch: int | None, state_path: Path, published: Manifest | None = None,
 ) -> Manifest | None:  # fmt: skip
     """One sync pass: upload the new or changed files of ``local_dir``, then publish
     the manifest; None when neither the files nor the epoch changed since this host's
-    last publish (or restore)."""
+    last publish (or restore).
+
+    ``published``: the manifest the caller's last pass published, when that pass
+    succeeded; it is the store's still (an attempt holds its job's lease, so no other
+    host publishes meanwhile), so it is not read again: a pass makes one request
+    fewer.
+    """
     state = read_state(state_path)
-    previous = read_manifest(store, job_id)
+    if published is not None and published.sequence == state.sequence:
+        previous: Manifest | None = published
+    else:
+        previous = read_manifest(store, job_id)
     if previous is not None and previous.sequence > state.sequence:
         state = HostState()  # another host published since: its blobs are not ours to name
     present = scan(local_dir)
@@ -114,8 +123,9 @@ def restore(
 ) -> Restored | None:
     """Bring the job's published checkpoint into ``local_dir`` when that is missing or
     empty, or holds an older one than the store; None when there is nothing to do.
-    Every file is downloaded and checked (sha256) before any is put in place, so a
-    missing or corrupt blob fails (ArtifactError) with ``local_dir`` untouched."""
+    Every file is downloaded and its size checked (a blob is published whole, see
+    ArtifactStore.get_blob) before any is put in place, so a missing or truncated blob
+    fails (ArtifactError) with ``local_dir`` untouched."""
     for _ in range(3):
         manifest = read_manifest(store, job_id)
         if manifest is None:
@@ -177,7 +187,7 @@ def _restore(
             ):
                 continue  # this host has these very bytes
             key = blob_key(job_id, entry.blob)
-            downloaded += store.get_file(key, staging / rel, sha256=entry.sha256)[0]
+            downloaded += store.get_blob(key, staging / rel, size=entry.size)
         for rel in sorted(set(present) - set(manifest.files)):
             (local_dir / rel).unlink()
         for staged in (p for p in staging.rglob("*") if p.is_file()):

@@ -40,6 +40,7 @@ class CheckpointSync:
         self._on_error = on_error
         self._also = also
         self._epoch: int | None = None
+        self._published: Manifest | None = None  # by the last pass, which succeeded
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._one_pass = threading.Lock()
@@ -103,11 +104,14 @@ class CheckpointSync:
                 manifest = publish(
                     self.store, self.job_id, self.local_dir, attempt=self._attempt,
                     host=self._host, epoch=self._epoch, state_path=self._state_path,
+                    published=self._published,
                 )  # fmt: skip
             except Exception as exc:
+                self._published = None  # the store's manifest is read again
                 self._on_error(f"publishing checkpoints to {self.store.url} failed: {exc}")
                 return False
             self.last = manifest or self.last
+            self._published = self.last
             return True
 
     def _run_also(self) -> None:
