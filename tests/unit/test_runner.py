@@ -421,6 +421,74 @@ def test_runtime_fault_at_start_is_retried(settings: Settings) -> None:
     assert [launch.attempt for launch in h.runtime.launches] == [1, 2]
 
 
+class DownRuntime(MemoryRuntime):
+    """Does not answer its first ``down`` looks for attempts (an engine restarting)."""
+
+    def __init__(self, script: Script, down: int) -> None:
+        super().__init__(script)
+        self.down = down
+
+    def find(self, job_id: str | None = None) -> list[Any]:
+        if self.down > 0:
+            self.down -= 1
+            raise RuntimeFault("no Docker engine answers: connection refused")
+        return super().find(job_id)
+
+
+def test_a_runtime_that_does_not_answer_is_waited_for_with_the_lease_held(
+    settings: Settings,
+) -> None:
+    flags, store = MemoryCoordination(), MemoryJobRecords()
+    holders: list[str | None] = []
+
+    def sleep(seconds: float) -> None:
+        holders.append(flags.lease_holder(JOB))
+
+    runtime = DownRuntime(success, down=3)
+    runner = Runner(store, flags, runtime, settings, "worker-1", sleep=sleep)
+    job_spec = spec()
+    store.create(JobRecord(id=JOB, spec=job_spec))
+
+    runner.run(JOB, job_spec)
+
+    record = store.get(JOB)
+    assert record.status == JobStatus.SUCCEEDED
+    assert len(record.attempts) == 1  # the wait cost the job no attempt
+    assert holders == ["1:worker-1"] * 3  # a look a second; no other worker could take it
+
+
+def test_a_runtime_that_never_answers_fails_the_task_after_its_patience(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"runtime_patience_s": 5.0})
+    store, sleeps = MemoryJobRecords(), []
+    runtime = DownRuntime(success, down=1000)
+    runner = Runner(store, MemoryCoordination(), runtime, settings, "w", sleep=sleeps.append)
+    job_spec = spec()
+    store.create(JobRecord(id=JOB, spec=job_spec))
+
+    with pytest.raises(RuntimeFault, match="no Docker engine answers"):
+        runner.run(JOB, job_spec)
+
+    assert sleeps == [1.0] * 5
+    record = store.get(JOB)
+    assert not record.status.is_terminal and record.attempts == []  # sent again later
+
+
+def test_a_job_cancelled_while_its_runtime_is_down_waits_no_longer(settings: Settings) -> None:
+    flags, store = MemoryCoordination(), MemoryJobRecords()
+    runtime = DownRuntime(success, down=1)  # back at the next look, but cancelled by then
+    runner = Runner(store, flags, runtime, settings, "w", sleep=lambda _: flags.request_cancel(JOB))
+    job_spec = spec()
+    store.create(JobRecord(id=JOB, spec=job_spec))
+
+    with pytest.raises(JobFailed):
+        runner.run(JOB, job_spec)
+
+    assert store.get(JOB).status == JobStatus.CANCELLED
+    assert runtime.launches == []
+
+
 class LosingRuntime(MemoryRuntime):
     """Loses track of attempt 1 in the middle of its output."""
 

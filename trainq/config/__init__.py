@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # lease expired is re-queued by the next reconcile pass of any worker.
     lease_ttl_s: float = Field(default=15.0, gt=0.5)
     reconcile_interval_s: float = Field(default=10.0, gt=0)
+    # A supervisor whose runtime does not answer (a Docker engine restarting) before
+    # it found or started the job's attempt waits this long for it, lease held.
+    runtime_patience_s: float = Field(default=120.0, ge=0)
     watch_interval_s: float = Field(default=0.5, gt=0)
     retry_backoff_s: float = Field(default=2.0, ge=0)
     retry_backoff_max_s: float = Field(default=60.0, ge=0)

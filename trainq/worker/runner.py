@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from trainq.store.protocols import Coordination, JobRecords
 from trainq.worker import attempts
 from trainq.worker.devices import Gpus, allot
 from trainq.worker.endings import PERMANENT, TRANSIENT, AttemptEnd, ending
-from trainq.worker.supervision import Lease, Watch, wait_for_exit
+from trainq.worker.supervision import Lease, Watch, wait_for_exit, wait_for_runtime
 from trainq.worker.transfers import AttemptFiles
 
 log = logging.getLogger("trainq.runner")
@@ -104,7 +105,13 @@ class Runner:
         while not record.status.is_terminal:
             if self.coordination.cancel_requested(record.id):
                 return self._cancel(record)
-            record, handle, adopted = self._adopt_or_launch(record)
+            try:
+                record, handle, adopted = self._adopt_or_launch(record)
+            except RuntimeFault as fault:  # not even a look at the job's attempts
+                cancelled = functools.partial(self.coordination.cancel_requested, record.id)
+                patience_s = self.settings.runtime_patience_s
+                wait_for_runtime(self.runtime, record.id, fault, patience_s, self.sleep, cancelled)
+                continue
             if handle is not None:
                 record = self._supervise(record, handle, lease, adopted)
                 if record.status == JobStatus.QUEUED:  # yielded: pending again

@@ -5,14 +5,17 @@ while it runs the job, renewing it every third of its TTL. A lease that is not
 renewed expires, which is how the reconciler learns that a supervisor is gone. The
 watch stops a running attempt when the job's time is up, a user asked to cancel or
 the scheduler asked it to yield (preemption), and notices when the lease was lost
-to another supervisor.
+to another supervisor. And the wait for a runtime that does not answer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from types import TracebackType
 from typing import Self
@@ -20,6 +23,10 @@ from typing import Self
 from trainq.errors import RuntimeFault, SupervisedElsewhere
 from trainq.runtime.base import Exit, Handle, Runtime
 from trainq.store.protocols import Coordination
+
+log = logging.getLogger("trainq.runner")
+# How often a supervisor asks a runtime that did not answer whether it is back.
+_RUNTIME_LOOK_S = 1.0
 
 
 class Lease:
@@ -143,3 +150,26 @@ class Watch:
         if cancel:
             return Stop.CANCELLED
         return None if yield_to is None else Stop.PREEMPTED
+
+
+def wait_for_runtime(
+    runtime: Runtime, job_id: str, fault: RuntimeFault, patience_s: float,
+    sleep: Callable[[float], None], cancelled: Callable[[], bool],
+) -> None:  # fmt: skip
+    """Wait while the runtime does not answer (a Docker engine restarting) before the
+    job's attempt could be found or started, the caller holding the job's lease so
+    that no other worker takes it: until the runtime answers or the job is cancelled.
+    After ``patience_s`` without an answer ``fault`` is raised (the task fails and the
+    job, not final, is sent again by the scheduler later)."""
+    log.warning("job %s waits up to %g s for its runtime: %s", job_id, patience_s, fault)
+    for _ in range(math.ceil(patience_s / _RUNTIME_LOOK_S)):
+        sleep(_RUNTIME_LOOK_S)
+        if cancelled():
+            return
+        try:
+            runtime.find(job_id)
+        except RuntimeFault:
+            continue
+        log.info("job %s: its runtime answers again", job_id)
+        return
+    raise fault
