@@ -3,7 +3,8 @@
 trainq: the jobs (``true``) submitted at once, run by 2 prefork workers, timed from
 the first submit to the last job recorded succeeded. Bare: the same command run
 1,000 times by 2 threads with ``subprocess.run``. Figure: time per job and worker
-(wall time x workers / jobs), so value - baseline is trainq's mean overhead per job.
+(wall time x workers / jobs), so value - baseline is trainq's mean overhead per job;
+goal (issue 17): at most 5 ms.
 
 Run alone: .venv/bin/python -m benchmarks.many [--jobs N] [--workers N]
 """
@@ -74,7 +75,8 @@ def main() -> None:
                 "ms",
                 per_job_ms["trainq"],
                 per_job_ms["bare"],
-                "",
+                "<= 5",
+                goal_on="overhead",
             ),
         ],
     )
