@@ -266,9 +266,15 @@ def taken_over(
             epochs = [progress_epoch(t) for t in of_attempt(job_lines(archived or []), 1)]
             return epoch if epoch in epochs else None
 
-        epoch = wait_until(published_here, 60, "epoch >= 2 published to the store") or 0
+        wait_until(published_here, 60, "epoch >= 2 published to the store")
         job_pids = processes_of(job_id)
         killed_pids = first.kill()
+        # The last epoch the dead host published: its sync may have published one more
+        # since the look above (on a loaded machine a look can come late). The other
+        # host's first publish is an epoch (2 s) after its launch, well after this.
+        at_kill = read_manifest(store.client, job_id)
+        epoch = at_kill.epoch if at_kill is not None and at_kill.epoch is not None else 0
+        assert at_kill is not None and at_kill.host == first.name, at_kill
 
         def ended() -> JobRecord | None:
             r = record(job_id)
