@@ -17,6 +17,17 @@ end
 return 0
 """
 
+# Take a free lease with the job's next fencing token, in one round trip (it was three:
+# EXISTS, INCR, SET NX); nil when someone holds it.
+ACQUIRE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ARGV[2])
+return token
+"""
+
 RELEASE_LUA = """
 local v = redis.call('GET', KEYS[1])
 if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then
@@ -30,6 +41,7 @@ class RedisCoordination:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis = client
         self._keys = keys
+        self._acquire = client.register_script(ACQUIRE_LUA)
         self._renew = client.register_script(RENEW_LUA)
         self._release = client.register_script(RELEASE_LUA)
 
@@ -40,13 +52,9 @@ class RedisCoordination:
         return bool(self._redis.exists(self._keys.cancel(job_id)))
 
     def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> int | None:
-        if self._redis.exists(self._keys.lease(job_id)):
-            return None
-        token = int(self._redis.incr(self._keys.fence(job_id)))
-        value = f"{token}:{owner}"
-        if self._redis.set(self._keys.lease(job_id), value, nx=True, px=int(ttl_s * 1000)):
-            return token
-        return None
+        keys = [self._keys.lease(job_id), self._keys.fence(job_id)]
+        token = self._acquire(keys=keys, args=[owner, int(ttl_s * 1000)])
+        return None if token is None else int(token)
 
     def renew_lease(self, job_id: str, token: int, ttl_s: float) -> bool:
         keys = [self._keys.lease(job_id)]
