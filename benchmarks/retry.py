@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=12, help="per arm and round")
     parser.add_argument("--user-errors", type=int, default=2, help="per round")
     parser.add_argument(
-        "--fault-rate", type=float, default=0.2,
+        "--fault-rate", type=float, default=0.25,
         help="chance that an attempt's container is SIGTERMed (the engine restart adds)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=int(time.time()))
