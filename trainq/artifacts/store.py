@@ -161,9 +161,7 @@ class ArtifactStore:
         """Download ``key`` to ``local`` through a temporary name next to it, renamed
         into place once complete (and, given ``sha256``, only when the bytes match:
         otherwise ArtifactError and ``local`` is untouched); its size and sha256."""
-        local.parent.mkdir(parents=True, exist_ok=True)
-        temp = local.with_name(_temp_name(local.name))
-        try:
+        with _landing(local) as temp:
             with (
                 self._errors("download", key),
                 reading(self._fs, self._path(key)) as chunks,
@@ -174,24 +172,15 @@ class ArtifactStore:
                 raise ArtifactError(
                     f"{self.url}/{key} is corrupt: its sha256 is {found}, expected {sha256}"
                 )
-            os.replace(temp, local)
-        finally:
-            temp.unlink(missing_ok=True)
         return size, found
 
     def get_blob(self, key: str, local: Path, *, size: int) -> int:
-        """Download the checkpoint blob ``key`` of ``size`` bytes to ``local``, renamed
-        into place once complete (ArtifactError, ``local`` untouched, when its size is
-        not ``size``); the bytes downloaded.
-
-        A blob is written once under a name of its own and published whole (renamed
-        into place in a folder; on S3 visible only once its upload completed), so one of
-        the right size holds the bytes uploaded. They are not hashed again on the way
-        in: sha256 alone costs 2.5 times a local copy. From a folder the kernel copies.
-        """
-        local.parent.mkdir(parents=True, exist_ok=True)
-        temp = local.with_name(_temp_name(local.name))
-        try:
+        """Download the checkpoint blob ``key`` of ``size`` bytes to ``local`` (another
+        size: ArtifactError, ``local`` untouched); the bytes downloaded. A blob is
+        written once under a name of its own and published whole, so one of the right
+        size holds the bytes uploaded: they are not hashed again (sha256 alone costs 2.5
+        local copies). From a folder the kernel copies; from S3 one streamed GET."""
+        with _landing(local) as temp:
             with self._errors("download", key):
                 if self._local:
                     shutil.copyfile(self._path(key), temp)
@@ -202,9 +191,6 @@ class ArtifactStore:
                 raise ArtifactError(
                     f"{self.url}/{key} is corrupt: it holds {found} bytes, expected {size}"
                 )
-            os.replace(temp, local)
-        finally:
-            temp.unlink(missing_ok=True)
         return size
 
     def open(self, key: str) -> BinaryIO:
@@ -293,6 +279,19 @@ class ArtifactStore:
             ) from exc
         except _STORE_ERRORS as exc:
             raise ArtifactError(f"cannot {action} {self.url}/{key}: {why(exc)}") from exc
+
+
+@contextmanager
+def _landing(local: Path) -> Iterator[Path]:
+    """A temporary name next to ``local``, renamed into place when the block ends well
+    and removed otherwise: a download is whole at ``local`` or not there at all."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    temp = local.with_name(_temp_name(local.name))
+    try:
+        yield temp
+        os.replace(temp, local)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _temp_name(name: str) -> str:

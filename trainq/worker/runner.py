@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -108,9 +107,9 @@ class Runner:
             try:
                 record, handle, adopted = self._adopt_or_launch(record)
             except RuntimeFault as fault:  # not even a look at the job's attempts
-                cancelled = functools.partial(self.coordination.cancel_requested, record.id)
                 patience_s = self.settings.runtime_patience_s
-                wait_for_runtime(self.runtime, record.id, fault, patience_s, self.sleep, cancelled)
+                wait_for_runtime(self.runtime, self.coordination, record.id, fault, patience_s,
+                                 self.sleep)  # fmt: skip
                 continue
             if handle is not None:
                 record = self._supervise(record, handle, lease, adopted)

@@ -153,8 +153,8 @@ class Watch:
 
 
 def wait_for_runtime(
-    runtime: Runtime, job_id: str, fault: RuntimeFault, patience_s: float,
-    sleep: Callable[[float], None], cancelled: Callable[[], bool],
+    runtime: Runtime, coordination: Coordination, job_id: str, fault: RuntimeFault,
+    patience_s: float, sleep: Callable[[float], None],
 ) -> None:  # fmt: skip
     """Wait while the runtime does not answer (a Docker engine restarting) before the
     job's attempt could be found or started, the caller holding the job's lease so
@@ -164,7 +164,7 @@ def wait_for_runtime(
     log.warning("job %s waits up to %g s for its runtime: %s", job_id, patience_s, fault)
     for _ in range(math.ceil(patience_s / _RUNTIME_LOOK_S)):
         sleep(_RUNTIME_LOOK_S)
-        if cancelled():
+        if coordination.cancel_requested(job_id):
             return
         try:
             runtime.find(job_id)
