@@ -134,6 +134,7 @@ def main() -> None:
                 "trainq": lambda: via_trainq(paced, paced_lines, worker_pid).run_s,
             },
         )
+    print(f"run times (s): {runs}; at {RATE} lines/s: {paced_runs}")
     bare_s = statistics.median(runs["bare"])
     report(
         "logs",
@@ -185,7 +186,6 @@ def main() -> None:
             ),
         ],
     )
-    print(f"run times (s): {runs}; at {RATE} lines/s: {paced_runs}")
 
 
 if __name__ == "__main__":

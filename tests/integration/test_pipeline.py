@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from celery.result import AsyncResult
 
 from tests.harness import PREFIX, REDIS_URL, REPO, Worker, wait_until
 from trainq import JobStatus, SpecError, app, cancel, connections, submit_training
+from trainq.config import get_settings
 from trainq.store.keys import Keys
 from trainq.store.pending import group_of
 
@@ -67,6 +69,18 @@ def test_progress_state_is_visible_while_the_job_runs(worker: Worker) -> None:
     info = wait_until(progress_state, 60, "the task to report PROGRESS")
     assert isinstance(info, dict) and info["epochs"] == 3 and info["epoch"] >= 1
     assert r.get(timeout=120)["final_loss"] > 0
+
+
+def test_the_worker_yields_the_cpu_to_the_jobs(worker: Worker) -> None:
+    """Its nice value, and its session's scheduling group's where the kernel groups by
+    session (sched(7) autogroups): a job's container runs in a group of its own."""
+    assert worker.proc is not None
+    nice = get_settings().worker_nice
+    assert nice > 0
+    assert os.getpriority(os.PRIO_PROCESS, worker.proc.pid) == nice
+    if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+        group = Path(f"/proc/{worker.proc.pid}/autogroup").read_text()
+        assert group.split()[-2:] == ["nice", str(nice)]
 
 
 def test_invalid_spec_records_and_enqueues_nothing(redis_server: str) -> None:

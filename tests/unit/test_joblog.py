@@ -162,15 +162,16 @@ def test_tail_keeps_lines_past_the_size_cap(tmp_path: Path) -> None:
         assert log.tail() == ["line 98", "line 99"]
 
 
-def test_size_cap_truncates_the_file_but_not_the_stream(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [1, 37], ids=["line by line", "in batches"])
+def test_size_cap_truncates_the_file_but_not_the_stream(tmp_path: Path, batch: int) -> None:
     path = tmp_path / "job.log"
     stream = MemoryLogStream()
     max_bytes = 2_000
     lines = [f"output line {i:04d}" for i in range(500)]
 
     log = _open(path, stream, max_bytes=max_bytes)
-    for line in lines:
-        log.write(line)
+    for k in range(0, len(lines), batch):
+        log.write_many(lines[k : k + batch])  # a batch crosses the cap
     log.flush()
     before_close = path.stat().st_size
     log.close("exited 0")

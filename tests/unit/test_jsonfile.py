@@ -62,15 +62,18 @@ def test_a_reader_resumes_after_anothers_position_without_a_line_twice(tmp_path:
     log = tmp_path / "c-json.log"
     stamps = ["2026-11-29T00:00:01.5Z", "2026-11-29T00:00:01.5Z", "2026-11-29T00:00:01.5Z"]
     stamps += ["2026-11-29T00:00:01.500000001Z", "2026-11-29T00:00:02Z"]
-    log.write_bytes(b"".join(entry(f"line {i}", time=t) for i, t in enumerate(stamps)))
+    entries = [entry(f"line {i}", time=t) for i, t in enumerate(stamps)]
+    log.write_bytes(b"".join(entries[:2]))
     ended = threading.Event()
-    ended.set()
     first = JsonFileOutput(log, ended)
-    lines = iter(first)
-    got = [next(lines), next(lines)]
-    lines.close()  # the first reader stops here (its worker was killed)
+    batches = first.batches()
+    got = next(batches)  # what was written so far: one batch
+    batches.close()  # the first reader stops here (its worker was killed)
     position = first.position
-    assert position == f"{stamp_ns(stamps[0])}#2"
+    assert got == ["line 0", "line 1"] and position == f"{stamp_ns(stamps[0])}#2"
+    with log.open("ab") as f:
+        f.write(b"".join(entries[2:]))
+    ended.set()
 
     resumed = JsonFileOutput(log, ended, after=position)
     assert resumed.position == position  # nothing given yet: still where the first stopped
@@ -102,3 +105,19 @@ def test_entries_the_engine_did_not_write_are_lines_of_their_own(tmp_path: Path)
     got = list(JsonFileOutput(log, ended))
 
     assert got == ['ünïcödé ✓ "quoted"', "not json at all", "42", "bad \ufffd byte", "last"]
+
+
+def test_the_position_counts_the_lines_of_one_time_across_batches(tmp_path: Path) -> None:
+    log = tmp_path / "c-json.log"
+    t = "2026-11-29T00:00:01.5Z"
+    log.write_bytes(entry("a", time=t) + entry("b", time=t))
+    reader = JsonFileOutput(log, threading.Event())
+    batches = reader.batches()
+    assert next(batches) == ["a", "b"]
+
+    # A long line in parts: its time is its last part's.
+    with log.open("ab") as f:
+        f.write(entry("c", newline=False, time="2026-11-29T00:00:09Z") + entry("d\r", time=t))
+    assert next(batches) == ["cd"]
+    assert reader.position == f"{stamp_ns(t)}#3"
+    batches.close()

@@ -7,7 +7,7 @@ import gzip
 import io
 
 from trainq.artifacts.logs import _copy_attempt
-from trainq.logs.format import decode, encode, line_encoder
+from trainq.logs.format import decode, encode, lines_encoder
 
 TRICKY = [
     "plain",
@@ -40,8 +40,8 @@ def archived(lines: list[bytes], attempt: int) -> tuple[int, list[bytes]]:
 def test_an_archive_holds_what_decoding_every_line_would_keep() -> None:
     lines: list[bytes] = []
     for attempt in (1, 2, 12):
-        out = line_encoder("job", job_id="j", attempt=attempt)
-        lines += [(out(msg, 1_700_000_000.5 + n) + "\n").encode() for n, msg in enumerate(TRICKY)]
+        out = lines_encoder("job", job_id="j", attempt=attempt)
+        lines += [out([msg], 1_700_000_000.5 + n) for n, msg in enumerate(TRICKY)]
         lines.append(
             (
                 encode("worker", "started", job_id="j", attempt=attempt, event="attempt_started")
@@ -76,3 +76,19 @@ def test_an_archive_holds_what_decoding_every_line_would_keep() -> None:
         assert kept == by_decoding(lines, attempt)
         assert count == len(kept)
     assert len(archived(lines, 1)[1]) == len(TRICKY) + 3  # its output, 2 events, bad utf8
+
+
+def test_a_block_is_copied_whole_only_when_each_line_has_one_own_attempt_field() -> None:
+    out = lines_encoder("job", job_id="j", attempt=1)
+    plain = [out([f"line {i}"], 1_700_000_000.5) for i in range(5)]
+    # As many own-attempt fields in all as lines, but two on one line and none on the next.
+    ts = b'{"ts": "2026-01-01T00:00:00Z'
+    twice = ts + b'", "attempt": 1, "msg": "x", "d": {"q": 1, "attempt": 1, "msg": "y"}}\n'
+    none = ts + b'", "msg": "z"}\n'
+
+    for lines in (plain, [*plain, twice, none], [none, twice, *plain], [*plain, b"cut"]):
+        count, kept = archived(lines, 1)
+        assert kept == by_decoding(lines, 1)
+        assert count == len(kept)
+    assert archived(plain, 1)[1] == [line.rstrip(b"\n") for line in plain]
+    assert archived([*plain, twice, none], 1)[0] == 6  # `none` has no attempt 1

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from trainq.logs.components import DailyFileHandler, JsonFormatter, configure, job_context
-from trainq.logs.format import decode
+from trainq.logs.format import decode, lines_encoder
 from trainq.logs.format import encode as record
-from trainq.logs.format import line_encoder as line_formatter
 
 BASE_KEYS = {"ts", "level", "component", "job_id", "attempt", "msg"}
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
@@ -345,9 +344,14 @@ def test_daily_file_handler_appends_to_an_existing_days_file(tmp_path: Path) -> 
 )
 def test_line_formatter_writes_what_record_writes(msg: str) -> None:
     ts = 1_764_460_799.123456
-    fmt = line_formatter("job", job_id="j-1", attempt=2)
+    fmt = lines_encoder("job", job_id="j-1", attempt=2)
+    expected = record("job", msg, job_id="j-1", attempt=2, ts=ts) + "\n"
 
-    assert fmt(msg, ts) == record("job", msg, job_id="j-1", attempt=2, ts=ts)
+    assert fmt([msg], ts) == expected.encode()
+    assert (
+        fmt([msg, "next"], ts)
+        == (expected + record("job", "next", job_id="j-1", attempt=2, ts=ts) + "\n").encode()
+    )
 
 
 def test_a_line_decodes_to_what_was_encoded() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from trainq.errors import LaunchRefused, RuntimeFault
-from trainq.runtime.base import Exit, Found, Handle, Launch
+from trainq.runtime.base import CountedOutput, Exit, Found, Handle, Launch
 from trainq.runtime.process import ProcessRuntime
 
 pytestmark = [
@@ -344,3 +344,15 @@ def test_the_attempt_runs_at_normal_priority_under_a_niced_worker(started: Start
         os.setpriority(os.PRIO_PROCESS, 0, before)
 
     assert list(started.runtime.output(handle)) == ["0"]
+
+
+def test_a_replayed_output_goes_on_after_the_position_even_inside_a_batch() -> None:
+    first = CountedOutput(iter([["a", "b"], ["c", "d", "e"]]))
+    batches = first.batches()
+    assert next(batches) == ["a", "b"] and first.position == "2"
+
+    # The same output read again in other chunks, from after the first reader's place.
+    resumed = CountedOutput(iter([["a"], ["b", "c"], [], ["d", "e"]]), after=first.position)
+    assert list(resumed.batches()) == [["c"], ["d", "e"]]
+    assert resumed.position == "5"
+    assert list(CountedOutput.of_lines(iter("xyz"), after="1")) == ["y", "z"]

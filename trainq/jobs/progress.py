@@ -53,6 +53,13 @@ def parse_line(line: str) -> Progress | ResultLine | None:
         return None
 
 
+def protocol_messages(lines: list[str]) -> list[Progress | ResultLine]:
+    """The protocol messages among ``lines``, in order (most lines of a chatty job are
+    plain output, passed over without a call each)."""
+    found = (parse_line(line) for line in lines if _MARKER in line)
+    return [message for message in found if message is not None]
+
+
 def _json_finite(value: Any) -> bool:
     # json.loads accepts NaN and Infinity, which JSON (and the store) does not.
     return not (isinstance(value, float) and not math.isfinite(value))

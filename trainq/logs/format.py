@@ -35,19 +35,21 @@ def encode(
     return json.dumps(line, ensure_ascii=False)
 
 
-def line_encoder(
+def lines_encoder(
     component: str, *, level: str = "INFO", job_id: str | None = None, attempt: int | None = None
-) -> Callable[[str, float], str]:
-    """``encode(component, msg, ts=ts, ...)`` for many lines with the same fields: the
-    same text, with only ``ts`` and ``msg`` encoded per line (a job's output line by
-    line; the per-line ``json.dumps`` was a third of the worker's time on a chatty job)."""
+) -> Callable[[list[str], float], bytes]:
+    """``encode(component, msg, ts=ts, ...)`` for a batch of lines with the same fields
+    and time, newline-terminated, as UTF-8: the same text as one ``encode`` per line,
+    with only each ``msg`` encoded per line (a job's output as it is read, a chunk at a
+    time; the per-line work was most of the worker's CPU on a chatty job)."""
     fixed = {"level": level, "component": component, "job_id": job_id, "attempt": attempt}
     middle = json.dumps(fixed, ensure_ascii=False)[1:-1]
 
-    def line(msg: str, ts: float) -> str:
-        return f'{{"ts": "{iso(ts)}", {middle}, "msg": {encode_basestring(msg)}}}'
+    def lines(msgs: list[str], ts: float) -> bytes:
+        head = f'{{"ts": "{iso(ts)}", {middle}, "msg": '
+        return "".join([f"{head}{encode_basestring(msg)}}}\n" for msg in msgs]).encode()
 
-    return line
+    return lines
 
 
 @dataclass(frozen=True)

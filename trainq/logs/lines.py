@@ -8,8 +8,6 @@ newline given by :meth:`LineSplitter.rest` once the output has ended.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 
 class LineSplitter:
     def __init__(self) -> None:
@@ -20,10 +18,16 @@ class LineSplitter:
         *complete, self._pending = (self._pending + chunk).split(b"\n")
         return complete
 
-    def feed(self, chunk: bytes) -> Iterator[str]:
-        """The complete lines that ``chunk`` finishes, as text."""
-        for raw in self.raw(chunk):
-            yield text(raw)
+    def feed(self, chunk: bytes) -> list[str]:
+        """The complete lines that ``chunk`` finishes, as text: decoded in one go (a
+        newline never falls inside a UTF-8 sequence, so it splits as per-line would)."""
+        data = self._pending + chunk
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._pending = data
+            return []
+        self._pending = data[end + 1 :]
+        return [line.rstrip("\r") for line in data[:end].decode("utf-8", "replace").split("\n")]
 
     def rest(self) -> bytes:
         """What came after the last newline (and forget it)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Protocol, cast
 
 import redis
@@ -30,6 +31,7 @@ import redis
 from trainq.store.keys import Keys
 
 _READ_BATCH = 500  # entries
+_LINE = itemgetter(2)  # of an (attempt, ts, line) entry
 LINES_PER_ENTRY = 100
 # Appends entries (attempt, ts, count, attempt index or '', lines), numbering their lines
 # with the job's line counter, then trims; and records the capture mark (attempt, lines,
@@ -123,7 +125,7 @@ class RedisLogStream:
         else:
             args += [capture.attempt, capture.lines, capture.position or "", capture.file_bytes]
         for attempt, index, chunk in _chunks(lines, capture):
-            text = "\n".join(c[2] for c in chunk)
+            text = "\n".join(map(_LINE, chunk))
             args += [attempt, repr(chunk[0][1]), len(chunk), "" if index is None else index, text]
         keys = [self._keys.log(job_id), self._keys.log_lines(job_id), self._keys.capture(job_id)]
         self._append(keys=keys, args=args)
@@ -232,13 +234,17 @@ def _chunks(
 ) -> Iterator[tuple[int, int | None, list[tuple[int, float, str]]]]:
     """Runs of at most LINES_PER_ENTRY consecutive lines of the same attempt, each with
     the attempt index of its first line: known for the capture mark's attempt only."""
+    attempts = list(map(itemgetter(0), lines))
     runs: list[list[tuple[int, float, str]]] = []
-    for item in lines:
-        if not runs or item[0] != runs[-1][0][0] or len(runs[-1]) == LINES_PER_ENTRY:
-            runs.append([])
-        runs[-1].append(item)
+    if attempts.count(attempts[0] if attempts else 0) == len(attempts):  # one attempt's
+        runs = [lines[k : k + LINES_PER_ENTRY] for k in range(0, len(lines), LINES_PER_ENTRY)]
+    else:
+        for item in lines:
+            if not runs or item[0] != runs[-1][0][0] or len(runs[-1]) == LINES_PER_ENTRY:
+                runs.append([])
+            runs[-1].append(item)
     numbered = None if capture is None else capture.attempt
-    index = 0 if capture is None else capture.lines - sum(1 for ln in lines if ln[0] == numbered)
+    index = 0 if capture is None else capture.lines - attempts.count(numbered)
     for run in runs:
         if run[0][0] == numbered:
             yield run[0][0], index, run

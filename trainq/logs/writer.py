@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from trainq.logs.format import encode, line_encoder
+from trainq.logs.format import encode, lines_encoder
 from trainq.logs.stream import Capture, LogStream
 
 # Lines are flushed (file and stream) at least this often, and in batches this big.
@@ -60,13 +60,13 @@ class JobLog:
         self._max_bytes = max_bytes
         if resume is not None:
             _cut_back(path, resume.file_bytes)
-        self._file = path.open("a", encoding="utf-8")
+        self._file = path.open("ab")
         self._written = path.stat().st_size
         self._truncated = False
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._batch: list[tuple[int, float, str]] = []
         self._flushed_at = time.monotonic()
-        self._format = line_encoder("job", job_id=job_id, attempt=attempt)
+        self._format = lines_encoder("job", job_id=job_id, attempt=attempt)
         if resume is not None and resume.attempt == attempt:
             self.lines = resume.lines
             self._event(
@@ -77,17 +77,25 @@ class JobLog:
         self.flush()
 
     def write(self, line: str) -> None:
+        self.write_many([line])
+
+    def write_many(self, lines: list[str]) -> None:
+        """Lines read together (one chunk of the output): captured at one time, written
+        to the file in one go."""
+        if not lines:
+            return
         now = time.time()
-        self.lines += 1
-        self._tail.append(line)
-        self._batch.append((self.attempt, now, line))
+        self.lines += len(lines)
+        self._tail.extend(lines)
+        attempt = self.attempt
+        self._batch += [(attempt, now, line) for line in lines]
         if not self._truncated:
-            text = self._format(line, now) + "\n"
-            self._written += len(text.encode("utf-8"))
-            if self._written > self._max_bytes:
-                self._truncate()
+            data = self._format(lines, now)
+            if self._written + len(data) > self._max_bytes:
+                self._write_until_full(lines, now)
             else:
-                self._file.write(text)
+                self._written += len(data)
+                self._file.write(data)
         if len(self._batch) >= _BATCH_LINES or (
             time.monotonic() - self._flushed_at >= _FLUSH_INTERVAL_S
         ):
@@ -111,6 +119,16 @@ class JobLog:
         self.flush()  # the last lines, and a mark after the end marker: never cut back
         self._file.close()
 
+    def _write_until_full(self, lines: list[str], now: float) -> None:
+        """Line by line until the file would pass its size limit, then the marker."""
+        for line in lines:
+            data = self._format([line], now)
+            if self._written + len(data) > self._max_bytes:
+                self._truncate()
+                return
+            self._written += len(data)
+            self._file.write(data)
+
     def _truncate(self) -> None:
         self._truncated = True
         self._event(
@@ -121,8 +139,9 @@ class JobLog:
 
     def _event(self, event: str, msg: str) -> None:
         line = encode("job", msg, job_id=self.job_id, attempt=self.attempt, event=event) + "\n"
-        self._written += len(line.encode("utf-8"))
-        self._file.write(line)
+        data = line.encode("utf-8")
+        self._written += len(data)
+        self._file.write(data)
         self._file.flush()
 
     def __enter__(self) -> Self:

@@ -8,7 +8,7 @@ protocol; the runner never knows which one it drives.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -77,14 +77,30 @@ class Found:
 
 
 class Output(Protocol):
-    """An attempt's output, line by line, and where the lines given so far end."""
+    """An attempt's output in batches of lines as they arrive (a chunk read at once),
+    and where the batches given so far end."""
 
-    def __iter__(self) -> Iterator[str]: ...
+    def batches(self) -> Iterator[list[str]]:
+        """Every line, in order, in non-empty lists: one per read of the output."""
+
+    def __iter__(self) -> Iterator[str]:
+        """Every line, in order (the batches' lines one by one)."""
 
     @property
     def position(self) -> str | None:
-        """The place after the last line given (None before the first): pass it as
+        """The place after the last batch given (None before the first): pass it as
         ``after`` to :meth:`Runtime.output` to go on from there, e.g. in another process."""
+
+
+class BatchedOutput:
+    """An :class:`Output`'s lines one by one, from its :meth:`batches`."""
+
+    def batches(self) -> Iterator[list[str]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[str]:
+        for batch in self.batches():
+            yield from batch
 
 
 class Runtime(Protocol):
@@ -168,21 +184,29 @@ def discard(runtime: Runtime, found: Found, grace_s: float) -> None:
     runtime.remove(found.handle)
 
 
-class CountedOutput:
+class CountedOutput(BatchedOutput):
     """An :class:`Output` whose position is how many lines it gave: for runtimes that
     can replay an attempt's output from its first line (a spool file, a script)."""
 
-    def __init__(self, lines: Iterator[str], after: str | None = None) -> None:
-        self._lines = lines
+    def __init__(self, batches: Iterable[list[str]], after: str | None = None) -> None:
+        self._batches = batches
         self._skip = int(after) if after else 0
         self._given = 0
+
+    @classmethod
+    def of_lines(cls, lines: Iterable[str], after: str | None = None) -> CountedOutput:
+        """Lines that come one at a time (a script, a test), each a batch of its own."""
+        return cls(([line] for line in lines), after)
 
     @property
     def position(self) -> str | None:
         return str(self._given) if self._given else None
 
-    def __iter__(self) -> Iterator[str]:
-        for line in self._lines:
-            self._given += 1
-            if self._given > self._skip:
-                yield line
+    def batches(self) -> Iterator[list[str]]:
+        for batch in self._batches:
+            if not batch:
+                continue
+            skipped = min(max(self._skip - self._given, 0), len(batch))
+            self._given += len(batch)
+            if skipped < len(batch):
+                yield batch[skipped:] if skipped else batch

@@ -24,6 +24,7 @@ import requests.exceptions
 from docker.client import DockerClient
 
 from trainq.logs.lines import LineSplitter, text
+from trainq.runtime.base import BatchedOutput
 
 _READ_CHUNK = 1 << 16
 _IDLE_POLL_S = 0.05
@@ -52,7 +53,7 @@ def parse_position(after: str | None) -> tuple[int | None, int]:
     return int(ns), int(count or 0)
 
 
-class ApiOutput:
+class ApiOutput(BatchedOutput):
     """Follows a container's output through the engine's API (timestamps on). The
     SDK's stream yields chunks, not lines, and ends silently when the connection drops:
     an ended stream is read again from the last timestamp until the container ended."""
@@ -72,7 +73,7 @@ class ApiOutput:
     def position(self) -> str | None:
         return self._after if self._stamp is None else f"{self._stamp}#{self._count}"
 
-    def __iter__(self) -> Iterator[str]:
+    def batches(self) -> Iterator[list[str]]:
         ended = False
         while True:
             # From where we were: earlier lines, and the first `skip` at that instant, were
@@ -80,23 +81,26 @@ class ApiOutput:
             since_ns, skip = self._stamp, self._count
             since = None if since_ns is None else since_ns / 1e9 - 0.001
             splitter = LineSplitter()
-            raws = (raw for chunk in self._stream(since) for raw in splitter.raw(chunk))
-            for raw in raws:
-                stamp, line = _stamped(raw)
-                if stamp is not None and since_ns is not None:
-                    if stamp < since_ns:
-                        continue
-                    if stamp == since_ns and skip > 0:
-                        skip -= 1
-                        continue
-                if stamp is not None:
-                    self._count = self._count + 1 if stamp == self._stamp else 1
-                    self._stamp = stamp
-                yield line
+            for chunk in self._stream(since):
+                batch: list[str] = []
+                for raw in splitter.raw(chunk):
+                    stamp, line = _stamped(raw)
+                    if stamp is not None and since_ns is not None:
+                        if stamp < since_ns:
+                            continue
+                        if stamp == since_ns and skip > 0:
+                            skip -= 1
+                            continue
+                    if stamp is not None:
+                        self._count = self._count + 1 if stamp == self._stamp else 1
+                        self._stamp = stamp
+                    batch.append(line)
+                if batch:
+                    yield batch
             if ended:
                 rest = splitter.rest()
                 if rest:
-                    yield _stamped(rest)[1]  # a last line without a newline
+                    yield [_stamped(rest)[1]]  # a last line without a newline
                 return
             # End of stream: the container ended, or the connection dropped. Either way
             # read once more from where we were; after an end that pass is the last.

@@ -43,7 +43,7 @@ class MemoryRuntime:
         return [Found(h, False) for h in self.attempts if job_id in (None, h.job_id)]
 
     def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
-        return CountedOutput(iter(self._played(handle).lines), after)
+        return CountedOutput.of_lines(self._played(handle).lines, after)
 
     def wait(self, handle: Handle, timeout_s: float) -> Exit | None:
         return self._played(handle).exit

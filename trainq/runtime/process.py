@@ -109,9 +109,9 @@ class ProcessRuntime:
         return [Found(handle, proc.poll() is None) for handle, proc in procs]
 
     def output(self, handle: Handle, after: str | None = None) -> CountedOutput:
-        return CountedOutput(self._lines(handle), after)
+        return CountedOutput(self._batches(handle), after)
 
-    def _lines(self, handle: Handle) -> Iterator[str]:
+    def _batches(self, handle: Handle) -> Iterator[list[str]]:
         proc = self._proc(handle)
         with self._lock:
             spool = self._spools[handle]
@@ -120,14 +120,13 @@ class ProcessRuntime:
             while True:
                 chunk = stream.read(_READ_CHUNK)
                 if chunk:
-                    yield from splitter.feed(chunk)
+                    yield splitter.feed(chunk)
                     continue
                 if proc.poll() is not None:
                     # Ended: what it wrote before exiting is all in the file now.
-                    yield from splitter.feed(stream.read())
-                    rest = splitter.rest()
-                    if rest:
-                        yield text(rest)
+                    last = splitter.feed(stream.read())
+                    rest = splitter.rest()  # a last line without a newline
+                    yield [*last, text(rest)] if rest else last
                     return
                 exited.wait(_IDLE_POLL_S)  # wakes at once when it exits
 

@@ -27,7 +27,7 @@ from trainq.errors import (
     Preempted,
     RuntimeFault,
 )
-from trainq.jobs.progress import ResultLine, parse_line
+from trainq.jobs.progress import ResultLine, protocol_messages
 from trainq.jobs.record import Attempt, JobRecord, Progress
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
@@ -243,14 +243,14 @@ class Runner:
             checkpoints = attempts.checkpoint_dir(self.settings, record.id)
             syncing = self._files.syncing(record, handle.attempt, checkpoints, job_log.path)
             with syncing as synced, job_log, watch:
-                for line in output:
-                    job_log.write(line)
-                    message = parse_line(line)
-                    if isinstance(message, ResultLine):
-                        result = message.values
-                    elif message is not None:
-                        record = self._progress(record, message)
-                        synced(message.epoch)  # uploads in the background, never waits
+                for lines in output.batches():
+                    job_log.write_many(lines)
+                    for message in protocol_messages(lines):
+                        if isinstance(message, ResultLine):
+                            result = message.values
+                        else:
+                            record = self._progress(record, message)
+                            synced(message.epoch)  # uploads in the background, never waits
                     if lease.lost.is_set():
                         break
                 exit_ = wait_for_exit(self.runtime, handle, lease)

@@ -8,7 +8,10 @@ the queues :func:`trainq.jobs.routing.worker_queues` names for them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from celery.utils.nodenames import host_format
 
@@ -98,3 +101,19 @@ def this_worker() -> WorkerInfo | None:
 def deferred_queues() -> tuple[str, ...]:
     """The queues this worker joins once the artifact store answers (none: joined)."""
     return _declared[0].deferred if _declared else ()
+
+
+def yield_to_jobs(nice: int) -> None:
+    """The jobs come first: the worker (and the pool it forks) runs ``nice`` lower.
+
+    Under the kernel's autogroup scheduling (sched(7)), a process's nice value only
+    counts within its session's group, and a job's container runs in a group of its
+    own: the worker's nice alone changed nothing there, and a worker reading a chatty
+    job's output took the CPU from it as an equal. Where the worker leads its session
+    (a service, a container's entry point, a benchmark's worker) its group is set
+    ``nice`` too; one started from a shell shares the shell's group, left as it is.
+    """
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroups here: the nice value counts
+            Path("/proc/self/autogroup").write_text(f"{nice}\n")
