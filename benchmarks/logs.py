@@ -16,9 +16,11 @@ Run alone: .venv/bin/python -m benchmarks.logs [--lines N] [--runs R]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
 from benchmarks.figures import Figure, interleave, report
@@ -33,6 +35,7 @@ PACED = (
     "        if pause > 0:\n            time.sleep(pause)\n"
 )
 RATE, RATE_S = 20_000, 30
+T = TypeVar("T")
 SPEW = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
 
 
@@ -65,6 +68,18 @@ def bare_run_s(image: str, command: list[str], follow_with_cli: bool = False) ->
         client.close()
     assert ran is not None
     return ran
+
+
+def settled(run: Callable[[], T]) -> Callable[[], T]:
+    """``run`` from a quiet disk: what the run before it left for the kernel to write
+    back (a 1M-line job's log file alone is 157 MB) is written first, so that it slows
+    neither variant (bare runs after trainq's took 2.8-3.9 s, alone 2.4-2.5 s)."""
+
+    def call() -> T:
+        os.sync()
+        return run()
+
+    return call
 
 
 class Managed(NamedTuple):
@@ -120,9 +135,9 @@ def main() -> None:
         runs = interleave(
             args.runs,
             {
-                "bare": lambda: bare_run_s(image, command),
-                "cli": lambda: bare_run_s(image, command, follow_with_cli=True),
-                "trainq": managed_run_s,
+                "bare": settled(lambda: bare_run_s(image, command)),
+                "cli": settled(lambda: bare_run_s(image, command, follow_with_cli=True)),
+                "trainq": settled(managed_run_s),
             },
         )
         paced_lines = RATE * RATE_S
@@ -130,8 +145,8 @@ def main() -> None:
         paced_runs = interleave(
             args.paced_runs,
             {
-                "bare": lambda: bare_run_s(image, paced),
-                "trainq": lambda: via_trainq(paced, paced_lines, worker_pid).run_s,
+                "bare": settled(lambda: bare_run_s(image, paced)),
+                "trainq": settled(lambda: via_trainq(paced, paced_lines, worker_pid).run_s),
             },
         )
     print(f"run times (s): {runs}; at {RATE} lines/s: {paced_runs}")
