@@ -80,7 +80,7 @@ gpu-check: install
 # One alone: make bench BENCHMARKS=dispatch (or .venv/bin/python -m benchmarks.dispatch).
 # Every benchmark runs; the target fails after, naming those that missed a goal (exit 3,
 # benchmarks/figures.py) or crashed.
-BENCHMARKS := dispatch throughput logs submit many memory retry artifacts scheduling ui idle client
+BENCHMARKS := dispatch throughput logs submit many floors memory retry artifacts scheduling ui idle client
 bench: install image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh ab-bin
