@@ -83,6 +83,14 @@ def test_the_worker_yields_the_cpu_to_the_jobs(worker: Worker) -> None:
         assert group.split()[-2:] == ["nice", str(nice)]
 
 
+def test_the_worker_runs_lean_once_its_checks_pass(worker: Worker) -> None:
+    """`trainq worker` replaced itself, same process, with `python -m trainq.worker`."""
+    assert worker.proc is not None
+    argv = Path(f"/proc/{worker.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1:3] == [b"-m", b"trainq.worker"]
+    assert f"--hostname={worker.name}".encode() in argv
+
+
 def test_invalid_spec_records_and_enqueues_nothing(redis_server: str) -> None:
     """A refused spec leaves no record, no pending entry and no message; a valid one to
     the same idle queue is recorded as pending in its group (the fair scheduler sends it

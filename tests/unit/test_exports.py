@@ -112,6 +112,43 @@ def test_a_process_runtime_worker_never_loads_the_api_stack_http_or_docker() -> 
     assert _loaded_after(WORKER_PROBE, WORKER_NEVER_LOADS) == []
 
 
+# What the worker process runs once `trainq worker` has exec'd into it
+# (trainq/worker/__main__.py), up to Celery's worker_main.
+LEAN_WORKER_PROBE = """
+import sys, trainq.worker.__main__
+from trainq.celery_app import WORKER_MODULES
+from trainq.config import Settings
+from trainq.runtime.factory import make_runtime
+for name in WORKER_MODULES:
+    __import__(name)
+make_runtime(Settings(runtime="process"))
+"""
+
+
+def test_the_worker_process_holds_none_of_the_clis_libraries() -> None:
+    never = (*WORKER_NEVER_LOADS, "typer", "rich", "trainq.cli")
+    assert _loaded_after(LEAN_WORKER_PROBE, never) == []
+    # Not vacuous: `trainq worker`, before its exec, does hold them.
+    assert {"typer", "rich"} <= set(_loaded_after(WORKER_PROBE, ("typer", "rich")))
+
+
+def test_a_worker_plan_is_handed_over_whole() -> None:
+    from trainq.cluster.registry import WorkerInfo
+    from trainq.worker import startup
+
+    info = WorkerInfo(name="w@h", hostname="h", queues=("cpu",), store_error="down: \"x\"",
+                      gpu_ids=(0, 2), gpu_uuids=("GPU-a", "GPU-b"), runtime="docker",
+                      concurrency=1)  # fmt: skip
+    plan = startup.WorkerPlan(info, ["worker", "--concurrency=1"], ("gpu.0-2",))
+
+    argv = startup.exec_argv(plan)
+
+    assert argv[1:3] == ["-m", "trainq.worker"]
+    assert startup.from_argv(argv[3:]) == plan
+    with pytest.raises(SystemExit, match="trainq worker"):
+        startup.from_argv(["worker", "--concurrency=1"])
+
+
 def test_the_docker_runtime_still_loads_dockers_sdk_when_used() -> None:
     """The probe above is not vacuous: the docker runtime imports the SDK it needs."""
     probe = (

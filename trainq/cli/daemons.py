@@ -12,6 +12,7 @@ runs on the same Celery app as every other process, so its broker options
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -56,7 +57,6 @@ def worker(
         raise fail(str(exc), 2) from None
     if store_error:
         err.print(f"trainq worker: {standby.standby_note(settings, store_error)}", highlight=False)
-    startup.declare(plan)  # the pool's children inherit it: they know their GPUs
     startup.yield_to_jobs(settings.worker_nice)  # the process runtime's jobs reset it
     info = plan.info
     owned = ",".join(str(i) for i in info.gpu_ids) or "none"
@@ -67,7 +67,11 @@ def worker(
         f"redis={settings.redis_url} artifacts={connections.artifact_store(settings).url}",
         highlight=False,
     )
-    app.worker_main(plan.celery_argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The worker itself runs lean: without the CLI's libraries (trainq/worker/__main__.py).
+    argv = startup.exec_argv(plan)
+    os.execv(argv[0], argv)
 
 
 @cli.command()

@@ -9,7 +9,9 @@ the queues :func:`trainq.jobs.routing.worker_queues` names for them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,7 @@ def plan(
 # prefork pool's children are forked from it and inherit the declaration, so a task
 # knows which GPUs its worker owns.
 _declared: list[WorkerPlan] = []
+_PLAN_OPTION = "--plan="
 
 
 def declare(plan: WorkerPlan) -> None:
@@ -101,6 +104,22 @@ def this_worker() -> WorkerInfo | None:
 def deferred_queues() -> tuple[str, ...]:
     """The queues this worker joins once the artifact store answers (none: joined)."""
     return _declared[0].deferred if _declared else ()
+
+
+def exec_argv(plan: WorkerPlan) -> list[str]:
+    """The command line of ``python -m trainq.worker`` that takes ``plan`` over."""
+    handed = {"info": plan.info.model_dump(mode="json"), "deferred": list(plan.deferred)}
+    plan_json = json.dumps(handed, separators=(",", ":"))
+    return [sys.executable, "-m", "trainq.worker", f"{_PLAN_OPTION}{plan_json}", *plan.celery_argv]
+
+
+def from_argv(argv: list[str]) -> WorkerPlan:
+    """The plan :func:`exec_argv` handed over (its arguments after the module's name)."""
+    if not argv or not argv[0].startswith(_PLAN_OPTION):
+        raise SystemExit("python -m trainq.worker is started by `trainq worker`; run that")
+    handed = json.loads(argv[0].removeprefix(_PLAN_OPTION))
+    info = WorkerInfo.model_validate(handed["info"])
+    return WorkerPlan(info, argv[1:], tuple(handed["deferred"]))
 
 
 def yield_to_jobs(nice: int) -> None:
