@@ -168,7 +168,7 @@ class DockerRuntime:
         if on_disk is not None:
             # Same host: read the engine's log files, which costs dockerd nothing; a
             # thread blocked in the engine's wait says the moment the container ends.
-            return WatchedOutput(on_disk, container.id, after)
+            return WatchedOutput(on_disk, container.id, after, self.client.api.api_version)
         return ApiOutput(
             lambda since: self._log_stream(container, since),
             lambda: self._is_alive(container),

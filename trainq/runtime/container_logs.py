@@ -116,8 +116,11 @@ class ExitWatch:
     in slices, so it ends soon after the ``with`` block even if the container runs on.
     """
 
-    def __init__(self, container_id: str) -> None:
+    def __init__(self, container_id: str, api_version: str | None = None) -> None:
         self._id = container_id
+        # The engine's API version, when known: a client left to negotiate it asks the
+        # engine first (about 10 ms here, while the container may already have ended).
+        self._api_version = api_version
         self.ended = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._wait, daemon=True, name="exit-watch")
@@ -134,7 +137,7 @@ class ExitWatch:
         try:
             while not self._done.is_set():
                 try:
-                    client = client or DockerClient.from_env()
+                    client = client or DockerClient.from_env(version=self._api_version)
                     client.api.wait(self._id, timeout=_EXIT_WATCH_SLICE_S)
                 except requests.exceptions.ReadTimeout:
                     continue  # still running after a slice

@@ -176,8 +176,10 @@ class JsonFileOutput(BatchedOutput):
 class WatchedOutput(BatchedOutput):
     """A :class:`JsonFileOutput` told of its container's end by an :class:`ExitWatch`."""
 
-    def __init__(self, path: Path, container_id: str, after: str | None) -> None:
-        self._watch = ExitWatch(container_id)
+    def __init__(
+        self, path: Path, container_id: str, after: str | None, api_version: str | None = None
+    ) -> None:
+        self._watch = ExitWatch(container_id, api_version)
         self._output = JsonFileOutput(path, self._watch.ended, after)
 
     @property
