@@ -18,7 +18,7 @@ import pytest
 
 from trainq.artifacts import checkpoints
 from trainq.artifacts.checkpoints import publish, read_manifest, restore
-from trainq.artifacts.logs import archive_key, archive_log, archived_lines
+from trainq.artifacts.logs import LogArchive, archive_key, archive_log, archived_lines
 from trainq.artifacts.outputs import download, list_artifacts, upload_outputs
 from trainq.artifacts.store import ArtifactStore
 from trainq.artifacts.sync import CheckpointSync
@@ -358,6 +358,51 @@ def test_an_attempts_log_is_archived_alone(store: SpyStore, tmp_path: Path) -> N
     assert archive_log(store, JOB, 3, tmp_path / f"{JOB}.log") is None
     assert archive_log(store, JOB, 1, tmp_path / "missing.log") is None
     assert archived_lines(store, JOB, 3) is None
+
+
+def test_an_archive_kept_up_to_date_reads_each_line_once_and_ends_whole(
+    store: SpyStore, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{JOB}.log"
+    lines = job_log(path)  # attempt 1's lines, then attempt 2's
+    archive = LogArchive(store, JOB, 2, path)
+    first = archive.update()
+    assert first is not None
+    more = encode("job", "after the first sync", job_id=JOB, attempt=2)
+    unfinished = encode("job", "unfinished", job_id=JOB, attempt=2)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(f"{more}\n{unfinished[:20]}")
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(self, *args, **kwargs)
+        if self == path:
+            read = handle.read
+
+            def counted(*size: int) -> bytes:
+                got: bytes = read(*size)
+                reads.append(len(got))
+                return got
+
+            handle.read = counted
+        return handle
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "open", counting_open)
+        second = archive.update()
+
+    # Only what was written since the first update is read, the unfinished line kept back.
+    assert sum(reads) == len(more) + 1 + 20
+    assert second is not None and second.size > first.size
+    got = archived_lines(store, JOB, 2)
+    assert got is not None and list(got) == [lines[2], lines[3], lines[5], more]
+    with path.open("a", encoding="utf-8") as log:
+        log.write(unfinished[20:] + "\n")
+    archive.update(final=True)
+    archive.close()
+    got = archived_lines(store, JOB, 2)
+    assert got is not None and list(got) == [lines[2], lines[3], lines[5], more, unfinished]
 
 
 def test_outputs_skip_symlinks_and_the_job_lists_its_artifacts(

@@ -11,8 +11,11 @@ called while the attempt runs, and once more at its end.
 from __future__ import annotations
 
 import gzip
+import io
 import re
+import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from itertools import repeat
 from pathlib import Path
@@ -40,23 +43,68 @@ def archive_key(attempt: int) -> str:
 def archive_log(
     store: ArtifactStore, job_id: str, attempt: int, local_log: Path
 ) -> Artifact | None:
-    """Archive ``attempt``'s lines of ``local_log`` (write, then publish); None when the
-    file is missing or has no line of that attempt."""
-    with tempfile.TemporaryDirectory(prefix="trainq-log-") as folder:
-        packed = Path(folder) / "attempt.log.gz"
+    """Archive ``attempt``'s lines of ``local_log`` at once (write, then publish); None
+    when the file is missing or has no line of that attempt."""
+    archive = LogArchive(store, job_id, attempt, local_log)
+    try:
+        return archive.update(final=True)
+    finally:
+        archive.close()
+
+
+class LogArchive:
+    """One attempt's archive, kept up to date while the attempt runs.
+
+    Each :meth:`update` reads only what was written to the local log since the last
+    one, and appends its lines of this attempt to a local copy of the archive as a gzip
+    member of its own (a gzip file may hold many; readers see one stream), then uploads
+    that copy whole (compressed: about 4 % of the lines). Reading and compressing the
+    whole log again at every sync made a long chatty job's syncs grow without end.
+    Until ``final`` an unfinished last line is left for the next update. Updates take
+    turns: the attempt's end may come while a sync that outlived its wait still runs.
+    """
+
+    def __init__(self, store: ArtifactStore, job_id: str, attempt: int, local_log: Path):
+        self._store = store
+        self._key = artifact_key(job_id, archive_key(attempt))
+        self._attempt = attempt
+        self._local_log = local_log
+        self._folder = Path(tempfile.mkdtemp(prefix="trainq-log-"))
+        self._packed = self._folder / "attempt.log.gz"
+        self._read_bytes = 0  # of the local log: every line before it is archived
+        self._lines = 0
+        self._turn = threading.Lock()
+
+    def update(self, final: bool = False) -> Artifact | None:
+        """Archive the lines written since the last update (write, then publish); None
+        while the attempt has no line, or the local log is missing."""
+        with self._turn:
+            return self._update(final)
+
+    def _update(self, final: bool) -> Artifact | None:
+        packed = io.BytesIO()
         try:
             with (
-                local_log.open("rb") as source,
-                gzip.open(packed, "wb", compresslevel=_GZIP_LEVEL) as target,
+                self._local_log.open("rb") as source,
+                gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=_GZIP_LEVEL) as target,
             ):
-                lines = _copy_attempt(source, target, attempt)
+                source.seek(self._read_bytes)
+                lines, consumed = _copy_lines(source, target, self._attempt, whole=final)
         except FileNotFoundError:
             return None
-        if not lines:
+        self._read_bytes += consumed
+        if lines:
+            with self._packed.open("ab") as archive:
+                archive.write(packed.getvalue())
+            self._lines += lines
+        if not self._lines:
             return None
-        path = archive_key(attempt)
-        size, sha256 = store.put_file(packed, artifact_key(job_id, path))
-    return Artifact(path=path, size=size, sha256=sha256, attempt=attempt)
+        size, sha256 = self._store.put_file(self._packed, self._key)
+        return Artifact(path=archive_key(self._attempt), size=size, sha256=sha256,
+                        attempt=self._attempt)  # fmt: skip
+
+    def close(self) -> None:
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def archived_lines(store: ArtifactStore, job_id: str, attempt: int) -> Iterator[str] | None:
@@ -80,13 +128,25 @@ def _copy_attempt(source: IO[bytes], target: gzip.GzipFile, attempt: int) -> int
     The file is read a block of whole lines at a time: a block whose every line is in
     that shape with this attempt is copied whole, any other line by line.
     """
-    copied, rest = 0, b""
+    return _copy_lines(source, target, attempt, whole=True)[0]
+
+
+def _copy_lines(
+    source: IO[bytes], target: gzip.GzipFile, attempt: int, *, whole: bool
+) -> tuple[int, int]:
+    """:func:`_copy_attempt` from ``source``'s position: the lines copied, and the bytes
+    read through (not whole: short of an unfinished last line)."""
+    copied, consumed, rest = 0, 0, b""
     while block := source.read(_BLOCK_BYTES):
         block = rest + block
         end = block.rfind(b"\n") + 1
         block, rest = block[:end], block[end:]
         copied += _copy_block(block, target, attempt)
-    return copied + _copy_block(rest, target, attempt)
+        consumed += len(block)
+    if whole:
+        copied += _copy_block(rest, target, attempt)
+        consumed += len(rest)
+    return copied, consumed
 
 
 def _copy_block(block: bytes, target: gzip.GzipFile, attempt: int) -> int:

@@ -46,6 +46,8 @@ class AttemptFiles:
         self._unrecovered: list[str] = []
         # What this attempt's sync published last (None: nothing, or not yet).
         self._published: Manifest | None = None
+        # The attempt's log archive while it syncs (None: none under way).
+        self._archive: archives.LogArchive | None = None
 
     def kept(self, record: JobRecord, attempt: int, end: AttemptEnd) -> AttemptEnd:
         """``end``, with the job's artifacts once this attempt's files are uploaded."""
@@ -89,13 +91,14 @@ class AttemptFiles:
         if self.store is None:
             yield lambda _epoch: None
             return
-        store = self.store
+        # Appended to at each sync and once more by collect(), which removes it.
+        self._archive = archive = archives.LogArchive(self.store, record.id, attempt, log_path)
 
-        def archive() -> None:
-            archives.archive_log(store, record.id, attempt, log_path)
+        def archive_so_far() -> None:
+            archive.update()
 
         sync = CheckpointSync(
-            store,
+            self.store,
             record.id,
             checkpoint_dir,
             attempt=attempt,
@@ -103,7 +106,7 @@ class AttemptFiles:
             state_path=self.state_path(record.id),
             interval_s=self._settings.artifact_sync_interval_s,
             on_error=self._report(record.id),
-            also=archive,
+            also=archive_so_far,
         )
         self.errors, self._unrecovered, self._published = [], [], None
         sync.start()
@@ -126,7 +129,14 @@ class AttemptFiles:
             # The manifest this attempt published, else the store's (an earlier one's).
             published = self._published or read_manifest(self.store, record.id)
             found += as_artifacts(published)
-            archived = archives.archive_log(self.store, record.id, attempt, log_path)
+            archive, self._archive = self._archive, None
+            if archive is None:  # its attempt never got as far as syncing
+                archived = archives.archive_log(self.store, record.id, attempt, log_path)
+            else:
+                try:
+                    archived = archive.update(final=True)
+                finally:
+                    archive.close()
             found += [archived] if archived else []
             if output_dir is not None and output_dir.is_dir():
                 found += outputs.upload_outputs(self.store, record.id, attempt, output_dir)
