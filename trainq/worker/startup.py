@@ -80,6 +80,12 @@ def plan(
         f"--loglevel={loglevel}",
         "--task-events",
         f"--heartbeat-interval={HEARTBEAT_S}",
+        # Mingle asks the other workers for their revoked tasks at start and waits a
+        # second for answers; gossip follows their events. trainq revokes nothing (a
+        # cancel is its own, in Redis) and elects its leaders with leases: neither is
+        # used, and mingle's wait was a third of a worker's start.
+        "--without-mingle",
+        "--without-gossip",
     ]
     return WorkerPlan(info, argv, deferred)
 
