@@ -91,6 +91,8 @@ class AttemptFiles:
         if self.store is None:
             yield lambda _epoch: None
             return
+        if self._archive is not None:  # an attempt that ended without collect()
+            self._archive.close()
         # Appended to at each sync and once more by collect(), which removes it.
         self._archive = archive = archives.LogArchive(self.store, record.id, attempt, log_path)
 
