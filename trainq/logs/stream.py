@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from operator import itemgetter
 from typing import Protocol, cast
 
@@ -31,7 +32,7 @@ import redis
 from trainq.store.keys import Keys
 
 _READ_BATCH = 500  # entries
-_LINE = itemgetter(2)  # of an (attempt, ts, line) entry
+_ATTEMPT, _LINE = itemgetter(0), itemgetter(2)  # of an (attempt, ts, line) entry
 LINES_PER_ENTRY = 100
 # Appends entries (attempt, ts, count, attempt index or '', lines), numbering their lines
 # with the job's line counter, then trims; and records the capture mark (attempt, lines,
@@ -234,17 +235,15 @@ def _chunks(
 ) -> Iterator[tuple[int, int | None, list[tuple[int, float, str]]]]:
     """Runs of at most LINES_PER_ENTRY consecutive lines of the same attempt, each with
     the attempt index of its first line: known for the capture mark's attempt only."""
-    attempts = list(map(itemgetter(0), lines))
     runs: list[list[tuple[int, float, str]]] = []
-    if attempts.count(attempts[0] if attempts else 0) == len(attempts):  # one attempt's
-        runs = [lines[k : k + LINES_PER_ENTRY] for k in range(0, len(lines), LINES_PER_ENTRY)]
-    else:
-        for item in lines:
-            if not runs or item[0] != runs[-1][0][0] or len(runs[-1]) == LINES_PER_ENTRY:
-                runs.append([])
-            runs[-1].append(item)
+    for _attempt, same in groupby(lines, key=_ATTEMPT):  # consecutive lines of one attempt
+        run = list(same)
+        runs += [run[k : k + LINES_PER_ENTRY] for k in range(0, len(run), LINES_PER_ENTRY)]
     numbered = None if capture is None else capture.attempt
-    index = 0 if capture is None else capture.lines - attempts.count(numbered)
+    if capture is None:
+        index = 0
+    else:
+        index = capture.lines - sum(len(run) for run in runs if run[0][0] == numbered)
     for run in runs:
         if run[0][0] == numbered:
             yield run[0][0], index, run

@@ -19,7 +19,6 @@ from trainq.runtime.container_logs import ExitWatch, parse_position, stamp_ns
 _READ_CHUNK = 1 << 16
 _IDLE_POLL_S = 0.05
 _decode = json.JSONDecoder().decode
-_loads = orjson.loads
 
 
 class JsonFileOutput(BatchedOutput):
@@ -89,7 +88,7 @@ class JsonFileOutput(BatchedOutput):
             return []
         if self._resume_ns is None:
             try:  # the engine's own entries, all read in one C call, joined in another
-                entries = _loads(b"[" + b",".join(raws) + b"]")
+                entries = orjson.loads(b"[" + b",".join(raws) + b"]")
                 text = self._partial + "".join([entry["log"] for entry in entries])
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 pass  # not all the engine's: entry by entry
@@ -205,7 +204,7 @@ def _inode(handle: BinaryIO) -> int:
 def _entry(raw: bytes) -> tuple[str, str | None]:
     """A json-file entry's text and time; an unreadable entry is a line of its own."""
     try:
-        entry = _loads(raw)
+        entry = orjson.loads(raw)
     except orjson.JSONDecodeError:  # not JSON, or not UTF-8: read as before
         line = raw.decode("utf-8", errors="replace")
         try:
