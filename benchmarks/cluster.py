@@ -7,7 +7,10 @@ Import this module before anything from trainq: it points this process's setting
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
     from trainq.testing import ApiServer, RedisServer, WorkerProcess
 
 STATE = Path(tempfile.mkdtemp(prefix="trainq-bench-"))
+_REPO = Path(__file__).resolve().parent.parent
 with socket.socket() as _s:
     _s.bind(("127.0.0.1", 0))
     PORT = int(_s.getsockname()[1])
@@ -86,3 +90,40 @@ def api_server(token: str, env: dict[str, str] | None = None) -> Iterator[ApiSer
         yield server.start()
     finally:
         server.stop()
+
+
+@contextmanager
+def celery_workers(
+    app: str, names: list[str], args: list[str], env: dict[str, str] | None = None
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Celery workers of ``app`` (a module of this repository), prefork with one child,
+    named ``names``, each in a session of its own and logging to ``STATE/<name>.log``;
+    stopped after (SIGTERM, then SIGKILL)."""
+    celery = str(Path(sys.executable).parent / "celery")
+    environment = {**os.environ, "PYTHONPATH": str(_REPO), **(env or {})}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in names:
+            argv = [celery, "-A", app, "worker", "--pool=prefork", "--concurrency=1",
+                    f"--hostname={name}", *args]  # fmt: skip
+            with worker_log(name).open("ab") as out:
+                proc = subprocess.Popen(
+                    argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                    cwd=_REPO, env=environment,
+                )  # fmt: skip
+            procs.append(proc)
+        yield procs
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def worker_log(name: str) -> Path:
+    """Where :func:`celery_workers` writes the worker ``name``'s output."""
+    return STATE / f"{name}.log"

@@ -28,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,41 +42,20 @@ BATCHES = 6
 APP = "benchmarks.floor_app"
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT.parent)}
-
-
 @contextmanager
 def floor_workers(count: int) -> Iterator[None]:
-    """``count`` prefork workers of the floor app (one child each), as ``trainq worker``
-    starts Celery; stopped after."""
-    from trainq.worker.startup import HEARTBEAT_S
+    """``count`` prefork workers of the floor app (one child each), with the flags
+    ``trainq worker`` gives Celery; stopped after."""
+    from benchmarks.floor_app import app
+    from trainq.worker.startup import WORKER_FLAGS
 
-    procs = []
-    for n in range(count):
-        argv = [sys.executable, "-m", "celery", "-A", APP, "worker", "--pool=prefork",
-                "--concurrency=1", "--task-events", f"--heartbeat-interval={HEARTBEAT_S}",
-                f"--hostname=floor{n}@benchhost", "--loglevel=WARNING"]  # fmt: skip
-        log = (_cluster.STATE / f"floor{n}.log").open("ab")
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=ROOT.parent, env=_env(),
-        )  # fmt: skip
-        procs.append(proc)
-    try:
-        from benchmarks.floor_app import app
-
-        names = {f"floor{n}@benchhost" for n in range(count)}
+    names = [f"floor{n}@benchhost" for n in range(count)]
+    with _cluster.celery_workers(APP, names, [*WORKER_FLAGS, "--loglevel=WARNING"]):
         deadline = time.monotonic() + 60
-        while not names <= _answering(app):
+        while not set(names) <= _answering(app):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"floor workers did not answer; see {_cluster.STATE}")
         yield
-    finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
 
 
 def _answering(app: Celery) -> set[str]:
@@ -108,26 +86,21 @@ def many_s(jobs: int) -> float:
 def floor_api() -> Iterator[str]:
     """The floor endpoint under uvicorn with ``trainq api``'s process count; its URL."""
     from trainq.config import get_settings
-    from trainq.testing import free_port, wait_until
+    from trainq.testing import free_port, serves, wait_until
 
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", f"{APP}:create_api", "--factory",
             "--workers", str(get_settings().api_workers), "--port", str(port),
             "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    log = (_cluster.STATE / "floor-api.log").open("ab")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=ROOT.parent, env=_env())  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT.parent)}
+    with (_cluster.STATE / "floor-api.log").open("ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT.parent, env=env,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/openapi.json", timeout=1):
-                return True
-        except OSError:
-            return False
-
     try:
-        wait_until(answers, 30, "the floor API to answer", interval_s=0.1)
+        wait_until(lambda: serves(f"{url}/openapi.json"), 30, "the floor API", interval_s=0.1)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

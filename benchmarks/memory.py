@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from benchmarks import cluster as _cluster  # first: it points trainq at a private Redis
-from benchmarks.figures import ROOT, Figure, report
+from benchmarks.figures import Figure, report
 
 PARKED = "bench-parked"  # a queue no worker consumes
 MB = 1024 * 1024
 # The bare worker's Redis database: the private server's, apart from trainq's keys.
 BARE_REDIS_URL = f"redis://127.0.0.1:{_cluster.PORT}/1"
 BARE_URL_ENV = "BARE_BROKER_URL"  # how benchmarks.bare_app is told it (not imported here)
+BARE_NAME = "bare@benchhost"
 
 
 def session_rss_bytes(leader: int) -> int:
@@ -61,28 +59,11 @@ def peak_rss_bytes(leader: int, until: threading.Event, interval_s: float = 0.05
     return peak
 
 
-@contextmanager
-def bare_worker() -> Iterator[subprocess.Popen[bytes]]:
+def bare_worker() -> AbstractContextManager[list[subprocess.Popen[bytes]]]:
     """A bare Celery worker (prefork, one child) in a session of its own; stopped after."""
-    log = _cluster.STATE / "bare-worker.log"
-    celery = str(Path(sys.executable).parent / "celery")
-    argv = [celery, "-A", "benchmarks.bare_app", "worker", "--pool=prefork",
-            "--concurrency=1", "--loglevel=INFO", "-n", "bare@benchhost"]  # fmt: skip
-    env = {**os.environ, BARE_URL_ENV: BARE_REDIS_URL, "PYTHONPATH": str(ROOT.parent)}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=ROOT.parent, env=env,
-        )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    return _cluster.celery_workers(
+        "benchmarks.bare_app", [BARE_NAME], ["--loglevel=INFO"], {BARE_URL_ENV: BARE_REDIS_URL}
+    )
 
 
 def bare_idle_rss_bytes() -> int:
@@ -93,12 +74,12 @@ def bare_idle_rss_bytes() -> int:
 
     client = Celery("bare", broker=BARE_REDIS_URL, backend=BARE_REDIS_URL)
     try:
-        with bare_worker() as proc:
+        with bare_worker() as (proc,):
             result = client.send_task("bare.noop")
 
             def done() -> bool:
                 if proc.poll() is not None:
-                    log = (_cluster.STATE / "bare-worker.log").read_text(errors="replace")
+                    log = _cluster.worker_log(BARE_NAME).read_text(errors="replace")
                     raise RuntimeError(f"bare worker exited with {proc.returncode}: {log[-2000:]}")
                 return bool(result.ready())
 

@@ -243,6 +243,15 @@ class WorkerProcess(_Service):
         self.proc.wait(10)
 
 
+def serves(url: str) -> bool:
+    """Whether an HTTP server answers ``url`` (any status) within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 class ApiServer(_Service):
     """``trainq api`` (uvicorn) as a subprocess; ``url`` once it answers."""
 
@@ -259,11 +268,7 @@ class ApiServer(_Service):
         def answers() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"API exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/openapi.json", timeout=1):
-                    return True
-            except OSError:
-                return False
+            return serves(f"{self.url}/openapi.json")
 
         wait_until(answers, timeout_s, "the API to answer", interval_s=0.1)
         return self

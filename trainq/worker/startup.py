@@ -27,6 +27,17 @@ from trainq.worker.standby import STANDBY_QUEUE
 # Between a worker's Celery event heartbeats (Celery's default: 2 s): what an idle
 # cluster publishes to Redis. Flower's "online" follows the interval they carry.
 HEARTBEAT_S = 10
+# What every trainq worker asks of Celery besides its pool, queues and name. Mingle asks
+# the other workers for their revoked tasks at start and waits a second for answers;
+# gossip follows their events. trainq revokes nothing (a cancel is its own, in Redis)
+# and elects its leaders with leases: neither is used, and mingle's wait was a third of
+# a worker's start.
+WORKER_FLAGS = (
+    "--task-events",
+    f"--heartbeat-interval={HEARTBEAT_S}",
+    "--without-mingle",
+    "--without-gossip",
+)
 
 
 @dataclass(frozen=True)
@@ -78,14 +89,7 @@ def plan(
         f"--queues={','.join(consumed)}",
         f"--hostname={info.name}",
         f"--loglevel={loglevel}",
-        "--task-events",
-        f"--heartbeat-interval={HEARTBEAT_S}",
-        # Mingle asks the other workers for their revoked tasks at start and waits a
-        # second for answers; gossip follows their events. trainq revokes nothing (a
-        # cancel is its own, in Redis) and elects its leaders with leases: neither is
-        # used, and mingle's wait was a third of a worker's start.
-        "--without-mingle",
-        "--without-gossip",
+        *WORKER_FLAGS,
     ]
     return WorkerPlan(info, argv, deferred)
 
