@@ -31,18 +31,22 @@ BROKER_POLL_S = 3
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for every trainq process."""
-    transport = {
+    transport: dict[str, Any] = {
         "visibility_timeout": settings.visibility_timeout_s,
         "global_keyprefix": settings.key_prefix,
         # An idle consumer's BRPOP returns empty after this long and is sent again; a
         # message is still taken the moment it arrives.
         "polling_interval": BROKER_POLL_S,
     }
+    backend: dict[str, Any] = {"global_keyprefix": settings.key_prefix}
+    if settings.sentinel_addresses:
+        transport.update(sentinel_options(settings))
+        backend.update(sentinel_options(settings))
     return {
-        "broker_url": settings.redis_url,
-        "result_backend": settings.redis_url,
+        "broker_url": settings.celery_redis_url,
+        "result_backend": settings.celery_redis_url,
         "broker_transport_options": transport,
-        "result_backend_transport_options": {"global_keyprefix": settings.key_prefix},
+        "result_backend_transport_options": backend,
         "broker_connection_retry_on_startup": True,
         # JSON only: pickle would let anyone who can write to Redis run code.
         "task_serializer": "json",
@@ -76,6 +80,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "worker_hijack_root_logger": False,
     }
+
+
+def sentinel_options(settings: Settings) -> dict[str, Any]:
+    """Where kombu and Celery's backend find the primary: the master name, and how to
+    talk to the sentinels (their password; a sentinel that does not answer is skipped
+    within a second, kombu PR #813)."""
+    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
+    if password := settings.redis_sentinel_password.get_secret_value():
+        sentinel_kwargs["password"] = password
+    return {"master_name": settings.redis_master_name, "sentinel_kwargs": sentinel_kwargs}
 
 
 def create_app(settings: Settings) -> Celery:

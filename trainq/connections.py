@@ -20,12 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import kombu.exceptions
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from trainq.artifacts.store import ArtifactStore
 from trainq.audit.trail import AuditTrail
@@ -36,10 +33,23 @@ from trainq.logs.series import RedisMetricSeries
 from trainq.logs.stream import RedisLogStream
 from trainq.scheduler.policy import Policies
 from trainq.scheduler.state import SchedulerState
+from trainq.store.clients import (
+    INTERACTIVE,
+    PROBE,
+    RIDE_OUT,
+    Patience,
+    Target,
+    redis_client,
+    shown_url,
+)
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisCoordination, RedisIdempotencyKeys, RedisJobRecords
 from trainq.users.sessions import RedisSessions
 from trainq.users.store import RedisUsers
+
+__all__ = [  # besides what is defined here: how clients are built
+    "INTERACTIVE", "PROBE", "RIDE_OUT", "Patience", "Target", "redis_client", "shown_url"
+]  # fmt: skip
 
 # What a Redis (or broker) outage looks like to a caller.
 OUTAGE_ERRORS: tuple[type[Exception], ...] = (
@@ -49,26 +59,6 @@ OUTAGE_ERRORS: tuple[type[Exception], ...] = (
     kombu.exceptions.OperationalError,
 )
 
-
-@dataclass(frozen=True)
-class Patience:
-    """How long a client waits for Redis before a command fails."""
-
-    connect_timeout_s: float | None
-    socket_timeout_s: float | None  # above the longest blocking read (XREAD, 1 s)
-    retries: int  # attempts after the first, backing off up to 2 s apart
-    retry_timeouts: bool  # retry a timeout too, not only a refused or dropped connection
-
-
-# A refused or dropped connection (Redis restarted: the pool's connections are stale)
-# is tried once more at once; a Redis that does not answer fails the command in 2 s.
-INTERACTIVE = Patience(connect_timeout_s=1.0, socket_timeout_s=2.0, retries=1, retry_timeouts=False)
-RIDE_OUT = Patience(  # about a minute
-    connect_timeout_s=5.0, socket_timeout_s=None, retries=30, retry_timeouts=True
-)
-# One look, for /health: answers within about a second either way.
-PROBE = Patience(connect_timeout_s=1.0, socket_timeout_s=1.0, retries=0, retry_timeouts=False)
-
 _patience = [INTERACTIVE]
 
 
@@ -77,33 +67,15 @@ def ride_out_outages() -> None:
     _patience[0] = RIDE_OUT
 
 
-@cache
-def redis_client(url: str, patience: Patience) -> redis.Redis:
-    """One client (and pool) per URL and patience in this process."""
-    retried: tuple[type[Exception], ...] = (redis.ConnectionError, redis.BusyLoadingError)
-    if patience.retry_timeouts:
-        retried += (redis.TimeoutError,)
-    backoff = ExponentialBackoff(cap=2.0, base=0.1)
-    retry = Retry(backoff, retries=patience.retries, supported_errors=retried)
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=retry,
-        socket_connect_timeout=patience.connect_timeout_s,
-        socket_timeout=patience.socket_timeout_s,
-        health_check_interval=10,
-    )
-
-
 def client(settings: Settings | None = None) -> redis.Redis:
     settings = settings or get_settings()
-    return redis_client(settings.redis_url, _patience[0])
+    return redis_client(Target.of(settings), _patience[0])
 
 
 def probe(settings: Settings | None = None) -> redis.Redis:
     """A client that gives up at once: is Redis there now?"""
     settings = settings or get_settings()
-    return redis_client(settings.redis_url, PROBE)
+    return redis_client(Target.of(settings), PROBE)
 
 
 def keys(settings: Settings | None = None) -> Keys:
@@ -173,10 +145,10 @@ def audit_trail(settings: Settings | None = None) -> AuditTrail:
     return _audit_trail(*_where(settings), settings.log_dir, settings.audit_stream_max_entries)
 
 
-def _where(settings: Settings | None) -> tuple[str, str, Patience]:
+def _where(settings: Settings | None) -> tuple[Target, str, Patience]:
     """Which Redis, under which key prefix, with this process's patience."""
     settings = settings or get_settings()
-    return settings.redis_url, settings.key_prefix, _patience[0]
+    return Target.of(settings), settings.key_prefix, _patience[0]
 
 
 @dataclass(frozen=True)
@@ -188,8 +160,8 @@ class _Store:
 
 # Built once per Redis, prefix and patience: callers ask for them on every request.
 @cache
-def _store(url: str, prefix: str, patience: Patience, half_life_s: float) -> _Store:
-    client, keys = redis_client(url, patience), Keys(prefix)
+def _store(target: Target, prefix: str, patience: Patience, half_life_s: float) -> _Store:
+    client, keys = redis_client(target, patience), Keys(prefix)
     return _Store(
         RedisJobRecords(client, keys, half_life_s),
         RedisCoordination(client, keys),
@@ -199,38 +171,38 @@ def _store(url: str, prefix: str, patience: Patience, half_life_s: float) -> _St
 
 @cache
 def _log_stream(
-    url: str, prefix: str, patience: Patience, max_lines: int, retention_s: float
+    target: Target, prefix: str, patience: Patience, max_lines: int, retention_s: float
 ) -> RedisLogStream:
-    return RedisLogStream(redis_client(url, patience), Keys(prefix), max_lines, retention_s)
+    return RedisLogStream(redis_client(target, patience), Keys(prefix), max_lines, retention_s)
 
 
 @cache
 def _metric_series(
-    url: str, prefix: str, patience: Patience, max_points: int, retention_s: float
+    target: Target, prefix: str, patience: Patience, max_points: int, retention_s: float
 ) -> RedisMetricSeries:
-    return RedisMetricSeries(redis_client(url, patience), Keys(prefix), max_points, retention_s)
+    return RedisMetricSeries(redis_client(target, patience), Keys(prefix), max_points, retention_s)
 
 
 @cache
-def _registry(url: str, prefix: str, patience: Patience, ttl_s: float) -> Registry:
-    return Registry(redis_client(url, patience), Keys(prefix), ttl_s)
+def _registry(target: Target, prefix: str, patience: Patience, ttl_s: float) -> Registry:
+    return Registry(redis_client(target, patience), Keys(prefix), ttl_s)
 
 
 @cache
-def _users(url: str, prefix: str, patience: Patience) -> RedisUsers:
-    return RedisUsers(redis_client(url, patience), Keys(prefix))
+def _users(target: Target, prefix: str, patience: Patience) -> RedisUsers:
+    return RedisUsers(redis_client(target, patience), Keys(prefix))
 
 
 @cache
-def _sessions(url: str, prefix: str, patience: Patience, ttl_s: float) -> RedisSessions:
-    return RedisSessions(redis_client(url, patience), Keys(prefix), ttl_s)
+def _sessions(target: Target, prefix: str, patience: Patience, ttl_s: float) -> RedisSessions:
+    return RedisSessions(redis_client(target, patience), Keys(prefix), ttl_s)
 
 
 @cache
 def _audit_trail(
-    url: str, prefix: str, patience: Patience, log_dir: Path, max_entries: int
+    target: Target, prefix: str, patience: Patience, log_dir: Path, max_entries: int
 ) -> AuditTrail:
-    return AuditTrail(redis_client(url, patience), Keys(prefix), log_dir, max_entries)
+    return AuditTrail(redis_client(target, patience), Keys(prefix), log_dir, max_entries)
 
 
 def artifact_store(settings: Settings | None = None) -> ArtifactStore:
@@ -261,19 +233,15 @@ def live_workers(settings: Settings | None = None) -> list[WorkerInfo]:
 def unavailable(exc: Exception, settings: Settings | None = None) -> Unavailable:
     """What to tell a person when Redis (``exc``) does not answer: the URL and why."""
     settings = settings or get_settings()
+    target = Target.of(settings)
+    if target.sentinels:
+        return Unavailable(
+            f"Redis: no primary answers for {target.shown()} ({exc}); trainq's broker "
+            "and job store are down, or a failover is under way: try again in a few "
+            "seconds, or check the sentinels (TRAINQ_REDIS_SENTINELS)"
+        )
     return Unavailable(
-        f"Redis at {shown_url(settings.redis_url)} does not answer ({exc}); "
+        f"Redis at {target.shown()} does not answer ({exc}); "
         "trainq's broker and job store are down or unreachable: start Redis, or set "
         "TRAINQ_REDIS_URL"
     )
-
-
-def shown_url(url: str) -> str:
-    """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))

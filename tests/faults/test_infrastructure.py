@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import BIN, PREFIX, REPO, Worker, trainq_containers, wait_until
-from trainq.connections import RIDE_OUT, redis_client
+from trainq.connections import RIDE_OUT, Target, redis_client
 from trainq.jobs.record import JobRecord
 from trainq.jobs.spec import JobSpec
 from trainq.jobs.status import JobStatus
@@ -38,7 +38,7 @@ def test_a_job_survives_a_redis_restart_mid_training(
     worker = Worker("aof@testhost", tmp_path / "worker.log", env)
     worker.start()
     # A reader that, like a worker, rides out the restart.
-    store = RedisJobRecords(redis_client(aof_redis.url, RIDE_OUT), Keys(PREFIX))
+    store = RedisJobRecords(redis_client(Target(aof_redis.url), RIDE_OUT), Keys(PREFIX))
     try:
         submitted = subprocess.run(
             [str(BIN / "trainq"), "submit", "--epochs", "6", "--json", "--",

@@ -17,9 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainq.config.redis_urls import celery_url, sentinel_addresses
 from trainq.errors import ConfigError
 
 # The repository root holds train.py next to the package in a source checkout.
@@ -37,6 +38,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINQ_", extra="ignore", frozen=True)
 
     redis_url: str = "redis://localhost:6379/0"
+    # Redis Sentinel (high availability): with sentinels set ("host:port,host:port"),
+    # every process finds the primary through them under redis_master_name, and
+    # redis_url only names the database. The passwords: Redis's own (requirepass, on the
+    # primary and replicas; else the one in redis_url) and the sentinels'.
+    redis_sentinels: str = ""
+    redis_master_name: str = Field(default="trainq", pattern=r"^[A-Za-z0-9_.\-]+$")
+    redis_password: SecretStr = SecretStr("")
+    redis_sentinel_password: SecretStr = SecretStr("")
+    # Submit returns once the new job is on the primary and on this many replicas
+    # (WAIT, up to redis_wait_s); else it fails and the job is not accepted. Empty: 1
+    # with sentinels, 0 (no wait) without.
+    redis_min_replicas: int | None = Field(default=None, ge=0, le=16)
+    redis_wait_s: float = Field(default=1.0, gt=0, le=60)
     key_prefix: str = Field(default="trainq:", pattern=r"^[A-Za-z0-9_.\-]+:$")
     log_dir: Path = Path("logs")
     checkpoint_dir: Path = Path("checkpoints")
@@ -181,11 +195,39 @@ class Settings(BaseSettings):
     # This host's name in queue names and records (GPU ids are host-local).
     hostname: str = Field(default=socket.gethostname(), pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels_are_addresses(cls, value: str) -> str:
+        try:
+            sentinel_addresses(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def visibility_timeout_s(self) -> int:
         """Broker redelivery timeout: longer than the longest allowed job."""
         return self.max_job_s + self.visibility_margin_s
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of each sentinel; ConfigError naming the entry when malformed."""
+        return sentinel_addresses(self.redis_sentinels)
+
+    @property
+    def min_replicas(self) -> int:
+        """How many replicas must hold a new job before submit returns."""
+        if self.redis_min_replicas is not None:
+            return self.redis_min_replicas
+        return 1 if self.redis_sentinels.strip() else 0
+
+    @property
+    def celery_redis_url(self) -> str:
+        """The broker and result backend URL: redis_url (with redis_password), or one
+        ``sentinel://`` URL per sentinel; the master name goes in transport options."""
+        password = self.redis_password.get_secret_value()
+        return celery_url(self.redis_url, self.sentinel_addresses, password)
 
     @property
     def artifact_location(self) -> str:

@@ -1,8 +1,5 @@
-"""Real services for tests and benchmarks: a private redis-server and worker processes.
-
-trainq's own tests and benchmarks use these, and so can a user's integration tests:
-each piece is the real thing (a ``redis-server`` binary, a prefork ``trainq worker``
-subprocess), started on demand and waited for with a deadline, never a sleep.
+"""Services as subprocesses: ``trainq worker`` and ``trainq api``, each in a process
+group of its own, waited for with a deadline.
 
 A service started with ``wrapper=PID_NAMESPACE`` (Linux, as root) runs in a PID
 namespace of its own, like a host of its own: :meth:`_Service.kill_host` kills it
@@ -12,95 +9,22 @@ with everything it started, the jobs' processes included.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
-
-import redis
+from typing import Any
 
 from trainq.celery_app import create_app
 from trainq.config import Settings
+from trainq.testing.polling import free_port, wait_until
 
-T = TypeVar("T")
 BIN = Path(sys.executable).parent
 # A command prefix that runs the command as PID 1 of a new PID namespace (with its own
 # /proc), killed when the unshare process dies: a simulated host. Needs root.
 PID_NAMESPACE = ("unshare", "--pid", "--fork", "--kill-child", "--mount-proc")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.1
-) -> T:
-    """Poll ``condition`` until it returns something truthy; TimeoutError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
-
-
-class RedisServer:
-    """A ``redis-server`` on a free loopback port, its files in ``folder``."""
-
-    def __init__(self, folder: Path, *, aof: bool = False, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = folder
-        self.aof = aof
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof else [
-            "--appendonly", "no"
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--dir", str(self.folder), *persistence],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        wait_until(lambda: _answers(client), 20, f"redis-server on port {self.port}")
-        client.close()
-        return self
-
-    def restart(self) -> None:
-        """SHUTDOWN (which writes the AOF), then start again on the same port and files."""
-        assert self.proc is not None
-        redis.Redis.from_url(self.url).shutdown()
-        self.proc.wait(20)
-        self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 class _Service:
@@ -218,11 +142,7 @@ class WorkerProcess(_Service):
     def start(self, timeout_s: float = 60) -> WorkerProcess:
         self._spawn("worker", "--name", self.name, "--loglevel", "INFO", *self.args)
         # Ping through the Redis the worker uses, which need not be this process's.
-        settings = Settings(
-            redis_url=self.env.get("TRAINQ_REDIS_URL", Settings().redis_url),
-            key_prefix=self.env.get("TRAINQ_KEY_PREFIX", Settings().key_prefix),
-        )
-        app = create_app(settings)
+        app = create_app(settings_of(self.env))
 
         def pongs() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -272,3 +192,13 @@ class ApiServer(_Service):
 
         wait_until(answers, timeout_s, "the API to answer", interval_s=0.1)
         return self
+
+
+def settings_of(env: Mapping[str, str]) -> Settings:
+    """The Redis settings (URL, key prefix, sentinels) that a process with ``env`` reads."""
+    fields = ("redis_url", "key_prefix", "redis_sentinels", "redis_master_name",
+              "redis_password", "redis_sentinel_password")  # fmt: skip
+    given: dict[str, Any] = {
+        name: env[f"TRAINQ_{name.upper()}"] for name in fields if f"TRAINQ_{name.upper()}" in env
+    }
+    return Settings.model_validate(given)
