@@ -8,7 +8,8 @@ TrainqError
  ├── AlreadyFinished      the job is final: there is nothing to cancel
  ├── WaitTimeout          (also a TimeoutError) a job was not final in time
  ├── Unavailable          Redis (broker, store) does not answer: try again later
- │    └── StoreUnavailable the artifact store does not answer (names its URL)
+ │    ├── StoreUnavailable the artifact store does not answer (names its URL)
+ │    └── NotAccepted      too few replicas confirmed a new job: it was taken back
  ├── ArtifactError        an artifact cannot be read or written
  │    ├── BadArtifactPath  (also a ValueError) a path that leaves the job's artifacts
  │    └── ArtifactNotFound (also a KeyError) no such artifact
@@ -72,6 +73,10 @@ class Unavailable(TrainqError):
 
 class StoreUnavailable(Unavailable):
     """The artifact store does not answer."""
+
+
+class NotAccepted(Unavailable):
+    """Too few Redis replicas confirmed the new job: it was not accepted; submit again."""
 
 
 class ArtifactError(TrainqError):

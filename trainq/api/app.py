@@ -46,7 +46,7 @@ from trainq.errors import (
     NotPending,
     QuotaExceeded,
     SpecError,
-    StoreUnavailable,
+    Unavailable,
     UserExists,
     UserNotFound,
 )
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ui_routes.router(settings, authenticate.sessions))
     for outage in connections.OUTAGE_ERRORS:
         app.add_exception_handler(outage, _unavailable(settings))
-    app.add_exception_handler(StoreUnavailable, _status(503))
+    app.add_exception_handler(Unavailable, _status(503))  # NotAccepted, StoreUnavailable
     app.add_exception_handler(ArtifactError, _status(502))
     app.add_exception_handler(JobNotFound, _status(404))
     app.add_exception_handler(AlreadyFinished, _status(409))

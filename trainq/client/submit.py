@@ -16,9 +16,10 @@ from typing import Any
 
 from trainq import connections
 from trainq.celery_app import TASK_NAME, app
+from trainq.client.acceptance import confirm_accepted
 from trainq.cluster.registry import WorkerInfo
 from trainq.config import Settings, get_settings
-from trainq.errors import EnqueueError, QuotaExceeded, SpecError
+from trainq.errors import EnqueueError, NotAccepted, QuotaExceeded, SpecError
 from trainq.jobs.policy import with_defaults
 from trainq.jobs.record import JobRecord
 from trainq.jobs.routing import queue_for
@@ -87,6 +88,13 @@ def submit(
         raise
     if not created:
         raise SpecError(f"a job with id {job_id!r} already exists")
+
+    def free_key() -> None:
+        if keys is not None and spec.idempotency_key is not None:
+            keys.release(f"{owner}/{spec.idempotency_key}", job_id)
+
+    # With replicas required: on them before anything may send it (or nothing at all).
+    confirm_accepted(records, record, settings, free_key)
     if not fifo:
         return job_id  # recorded as pending: the scheduler sends it (trainq.scheduler)
     try:
@@ -94,6 +102,12 @@ def submit(
             send_job(spec.model_dump(mode="json"), job_id, queue, **options)
         else:
             send(spec.model_dump(mode="json"), job_id, queue)
+        if (
+            settings.min_replicas
+            and records.replicated(settings.min_replicas, settings.redis_wait_s)
+            < settings.min_replicas
+        ):
+            raise NotAccepted("too few Redis replicas confirmed its message")
     except Exception as exc:
         reason = f"could not enqueue: {exc!r}"
         records.update(job_id, lambda r: r.moved_to(JobStatus.FAILED, error=reason))

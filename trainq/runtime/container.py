@@ -144,7 +144,10 @@ class DockerRuntime:
         labels = [f"{_CLUSTER_LABEL}={self._cluster}"]
         labels.append(_LABEL if job_id is None else f"{_LABEL}={job_id}")
         try:
-            containers = self.client.containers.list(all=True, filters={"label": labels})
+            # A container removed between the listing and its inspection is left out.
+            containers = self.client.containers.list(
+                all=True, filters={"label": labels}, ignore_removed=True
+            )
         except ENGINE_ERRORS as exc:
             raise RuntimeFault(f"could not list containers: {exc}") from exc
         found = []

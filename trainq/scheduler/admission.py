@@ -33,6 +33,7 @@ from trainq.scheduler.state import SchedulerState
 from trainq.store.coordination import RELEASE_LUA, RENEW_LUA
 from trainq.store.keys import Keys
 from trainq.store.protocols import Coordination, JobRecords
+from trainq.store.replication import confirm_writes
 
 log = logging.getLogger("trainq.scheduler")
 
@@ -95,6 +96,8 @@ class Admission:
             return Decision()  # nothing to admit, to send again, or to yield to
         snapshot = self._state.snapshot()
         decision = decide(snapshot, self._state.rules)
+        if decision.admit and not self._durable():
+            decision = Decision(preempt=decision.preempt)
         for candidate in decision.admit:
             self._admit(candidate)
         self._resend_lost(snapshot)
@@ -104,6 +107,19 @@ class Admission:
                      victim.priority, beneficiary.job_id, beneficiary.priority)  # fmt: skip
             self._coordination.request_yield(victim.job_id, beneficiary.job_id, ttl_s)
         return decision
+
+    def _durable(self) -> bool:
+        """Whether the replicas hold every job this pass read (TRAINQ_REDIS_MIN_REPLICAS):
+        a job is sent only once a failover cannot lose it, so a submit that could not
+        confirm its job can still take it back (trainq.client.acceptance)."""
+        wanted = self._settings.min_replicas
+        if not wanted:
+            return True
+        acked = confirm_writes(self._redis, self._keys, wanted, self._settings.redis_wait_s)
+        if acked < wanted:
+            log.warning("admitting nothing: %s of the %s Redis replicas needed hold the "
+                        "pending jobs", acked, wanted)  # fmt: skip
+        return acked >= wanted
 
     def _admit(self, candidate: Candidate) -> None:
         (record,) = self._state.records([candidate.job_id]) or (None,)

@@ -143,6 +143,12 @@ class Keys:
         return f"{self.prefix}scheduler:wake"
 
     @property
+    def replication_mark(self) -> str:
+        """String with a TTL: written just before a WAIT, so the WAIT covers every write
+        the primary took until then (trainq.store.replication)."""
+        return f"{self.prefix}replication:mark"
+
+    @property
     def scheduler_leader(self) -> str:
         """String with a TTL: "<token>:<worker>" of the worker that runs admission."""
         return f"{self.prefix}scheduler:leader"

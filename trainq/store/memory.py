@@ -23,6 +23,7 @@ class MemoryJobRecords:
         self._owner_totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._owners: set[str] = set()
         self._lock = threading.Lock()
+        self.replicas = 0  # how many replicas the twin says hold every write
 
     def create(self, record: JobRecord, max_queued: int = 0) -> bool:
         with self._lock:
@@ -36,6 +37,19 @@ class MemoryJobRecords:
             if record.owner is not None:
                 self._owners.add(record.owner)
             return True
+
+    def replicated(self, replicas: int, wait_s: float) -> int:
+        return min(replicas, self.replicas)
+
+    def withdraw(self, record: JobRecord) -> str:
+        with self._lock:
+            raw = self._records.get(record.id)
+            if raw is None:
+                return "absent"
+            if record.pending and not JobRecord.from_json(raw).pending:
+                return "taken"
+            del self._records[record.id]
+            return "withdrawn"
 
     def get(self, job_id: str) -> JobRecord:
         with self._lock:

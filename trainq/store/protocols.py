@@ -41,6 +41,14 @@ class JobRecords(Protocol):
         written) when the record's owner already has that many queued jobs.
         """
 
+    def replicated(self, replicas: int, wait_s: float) -> int:
+        """How many replicas (up to ``replicas``) hold every write made so far, waiting
+        up to ``wait_s`` for them (Redis WAIT)."""
+
+    def withdraw(self, record: JobRecord) -> str:
+        """Take back a new job whose creation was not confirmed: "withdrawn" (deleted
+        while still pending), "absent" (no such job) or "taken" (admitted already)."""
+
     def get(self, job_id: str) -> JobRecord:
         """The record, or :class:`~trainq.errors.JobNotFound`."""
 

@@ -25,6 +25,7 @@ from trainq.store.name_filter import SCAN_LUA, scan_args, scanned_page
 from trainq.store.paging import decode_cursor, encode_cursor, is_after
 from trainq.store.pending import USAGE_LUA, group_of, queue_ops
 from trainq.store.protocols import JobPage, Mutation
+from trainq.store.replication import WITHDRAW_LUA, confirm_writes
 from trainq.store.totals import (
     increments,
     just_finished,
@@ -41,8 +42,9 @@ DEFAULT_HALF_LIFE_S = 7 * 86_400.0
 _TIE_SLACK = 32
 # A new record and its index entries (all jobs, its status; with an owner, the owner's
 # all and status indexes and the set of owners; when pending, its pending group, the
-# set of groups and a wake-up of the scheduler) in one round trip, or nothing when the
-# id is taken (0), the owner already has their queued cap (the owner's policy
+# set of groups and a wake-up of the scheduler) in one round trip (1; 2 when this very
+# record is there already: the call was sent again after its answer was lost), or
+# nothing when the id is taken (0), the owner already has their queued cap (the owner's policy
 # "queued", else ARGV[5]; > 0) of queued jobs (-1), or the job needs more GPUs
 # (ARGV[7]) than the owner's GPU quota (-2): it could never run.
 _CREATE = """
@@ -53,6 +55,9 @@ end
 local gpu_quota = redis.call('HGET', KEYS[10], 'gpus')
 if ARGV[4] ~= '' and gpu_quota and tonumber(ARGV[7]) > tonumber(gpu_quota) then
   return -2
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 2
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
@@ -90,6 +95,7 @@ class RedisJobRecords:
         self._create = client.register_script(_CREATE)
         self._add_usage = client.register_script(USAGE_LUA)
         self._scan_by_name = client.register_script(SCAN_LUA)
+        self._withdraw = client.register_script(WITHDRAW_LUA)
 
     @property
     def client(self) -> redis.Redis:
@@ -123,7 +129,7 @@ class RedisJobRecords:
             group or "",
             record.spec.gpu_count,
         ]
-        created = int(self._create(keys=keys, args=args))
+        created = int(self._create(keys=keys, args=args))  # 2: our own, sent again
         if created == -2:
             quota = self._redis.hget(self._keys.owner_policy(owner), "gpus")
             raise over_gpu_quota(owner, record.spec.gpu_count, quota)
@@ -131,6 +137,22 @@ class RedisJobRecords:
             own_cap = self._redis.hget(self._keys.owner_policy(owner), "queued")
             raise over_cap(owner, int(own_cap) if own_cap else max_queued, own_cap is not None)
         return bool(created)
+
+    def replicated(self, replicas: int, wait_s: float) -> int:
+        return confirm_writes(self._redis, self._keys, replicas, wait_s)
+
+    def withdraw(self, record: JobRecord) -> str:
+        owner = record.owner or ""
+        group = group_of(record)
+        keys = [
+            self._keys.job(record.id),
+            self._keys.pending(group) if group else "",
+            self._keys.all_jobs,
+            self._keys.jobs_by_status(record.status),
+            self._keys.owner_jobs(owner) if owner else "",
+            self._keys.owner_jobs_by_status(owner, record.status) if owner else "",
+        ]
+        return str(self._withdraw(keys=keys, args=[record.id]))
 
     def get(self, job_id: str) -> JobRecord:
         raw = self._redis.get(self._keys.job(job_id))

@@ -1,0 +1,191 @@
+"""Redis Sentinel failover under load: a primary, one replica and three sentinels on
+local ports; real prefork workers (docker runtime) and the API.
+
+The primary is SIGKILLed while 20 jobs are running or pending and a client submits in
+a tight loop. Every job ends succeeded in one container, every accepted submit is a job
+that runs, no refused one exists, the old primary returns as a replica, and the time
+from the kill to the first job admitted afterwards is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import PREFIX, REPO, Worker, wait_until
+from trainq.config import Settings
+from trainq.connections import RIDE_OUT, Target, redis_client
+from trainq.jobs.status import JobStatus
+from trainq.store.keys import Keys
+from trainq.store.redis import RedisJobRecords
+from trainq.testing import ApiServer, SentinelCluster
+
+pytestmark = pytest.mark.faults
+
+TOKEN = "failover-token"
+CLUSTER = f"ha-{PREFIX}"
+# A job that runs about 8 s, printing as it goes (no torch: 20 of them fit 2 cores).
+SLOW = ["python3", "-c", "import time\nfor i in range(8): print(i, flush=True); time.sleep(1)"]
+QUICK = ["python3", "-c", "print('ok')"]
+RECOVERY_GOAL_S = 30.0
+
+
+@dataclass
+class Submitted:
+    name: str
+    status: int | None  # None: no HTTP answer
+    job_id: str | None
+    elapsed_s: float
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[SentinelCluster]:
+    cluster = SentinelCluster(tmp_path / "ha").start()
+    yield cluster
+    cluster.stop()
+
+
+def container_creations(stop: threading.Event, found: list[str]) -> threading.Thread:
+    """Follows Docker's events: the job id of every container created for CLUSTER."""
+    events = subprocess.Popen(
+        ["docker", "events", "--format", "{{json .}}", "--filter", "type=container",
+         "--filter", "event=create", "--filter", f"label=trainq.cluster={CLUSTER}"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def follow() -> None:
+        assert events.stdout is not None
+        for line in events.stdout:
+            found.append(json.loads(line)["Actor"]["Attributes"]["trainq.job_id"])
+
+    def watch() -> None:
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        stop.wait()
+        time.sleep(1)  # events of the last moments
+        events.terminate()
+        events.wait(10)
+        reader.join(10)
+        assert events.stdout is not None
+        events.stdout.close()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def submit_loop(api: str, stop: threading.Event, out: list[Submitted]) -> None:
+    """POST /train as fast as answers come, each job named, until ``stop``."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=api, headers=headers, timeout=30) as http:
+        n = 0
+        while not stop.is_set():
+            name = f"loop-{n}"
+            n += 1
+            started = time.monotonic()
+            try:
+                answer = http.post("/train", json={"name": name, "command": QUICK})
+            except httpx.HTTPError:
+                out.append(Submitted(name, None, None, time.monotonic() - started))
+                continue
+            job_id = answer.json().get("id") if answer.status_code == 202 else None
+            out.append(Submitted(name, answer.status_code, job_id, time.monotonic() - started))
+            if answer.status_code != 202:
+                time.sleep(0.05)
+
+
+def test_every_accepted_job_survives_a_primary_killed_mid_run(
+    sentinels: SentinelCluster, docker_engine: str, tmp_path: Path
+) -> None:
+    env = {**sentinels.env(), "TRAINQ_KEY_PREFIX": CLUSTER, "TRAINQ_RUNTIME": "docker",
+           "TRAINQ_API_TOKENS": TOKEN, "TRAINQ_API_RATE_PER_S": "0"}  # fmt: skip
+    settings = Settings.model_validate({k[7:].lower(): v for k, v in env.items()})
+    store = RedisJobRecords(redis_client(Target.of(settings), RIDE_OUT), Keys(CLUSTER))
+    creations: list[str] = []
+    stop_events = threading.Event()
+    watcher = container_creations(stop_events, creations)
+    workers = [
+        Worker(f"ha{n}@testhost", tmp_path / f"worker{n}.log", env, args=["--concurrency", "4"])
+        for n in (1, 2)
+    ]
+    api = ApiServer(tmp_path / "api.log", env, cwd=REPO)
+    try:
+        for worker in workers:
+            worker.start()
+        api.start()
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=api.url, headers=headers, timeout=30) as http:
+            ids = [
+                http.post("/train", json={"name": f"long-{n}", "command": SLOW}).json()["id"]
+                for n in range(20)
+            ]
+
+        def running() -> int:
+            return sum(store.get(i).status == JobStatus.RUNNING for i in ids)
+
+        wait_until(lambda: running() >= 6, 120, "six of the 20 jobs to run")
+
+        loop: list[Submitted] = []
+        stop_loop = threading.Event()
+        submitter = threading.Thread(target=submit_loop, args=(api.url, stop_loop, loop))
+        submitter.start()
+        wait_until(lambda: sum(s.status == 202 for s in loop) >= 5, 30, "the loop to submit")
+
+        old = sentinels.primary()
+        assert old is not None
+        killed_at, killed_wall = time.monotonic(), time.time()
+        old.kill()
+        new = sentinels.wait_for_failover(old)
+        failover_s = time.monotonic() - killed_at
+        old.start()  # as its host's supervisor would: it comes back as a replica
+        sentinels.wait_until_replica(old)
+
+        def first_admitted_after_kill() -> float | None:
+            stamps = [store.get(i).admitted_at or 0 for i in ids]
+            later = [s for s in stamps if s > killed_wall]
+            return min(later) if later else None
+
+        first = wait_until(first_admitted_after_kill, 60, "a job admitted after the kill")
+        recovery_s = first - killed_wall
+        wait_until(lambda: sum(s.status == 202 for s in loop[-20:]) >= 5, 60,
+                   "submits to succeed again")  # fmt: skip
+        stop_loop.set()
+        submitter.join(60)
+
+        accepted = [s for s in loop if s.status == 202]
+        refused = [s for s in loop if s.status != 202]
+        print(f"failover {failover_s:.1f} s, recovery (kill -> first admission) "
+              f"{recovery_s:.1f} s, {len(accepted)} submits accepted, {len(refused)} refused")  # fmt: skip
+        every = ids + [s.job_id for s in accepted if s.job_id]
+        wait_until(lambda: all(store.get(i).status.is_terminal for i in every), 240,
+                   "every accepted job to end")  # fmt: skip
+        for job_id in every:
+            job = store.get(job_id)
+            assert job.status == JobStatus.SUCCEEDED, (job_id, job.status, job.error)
+        # Refused submits were taken back, with a 503 that says why, within seconds.
+        names = {r.spec.name for r in store.list(limit=1000).records}
+        assert not [s.name for s in refused if s.name in names]
+        assert {s.name for s in accepted} <= names
+        assert all(s.status == 503 for s in refused), {s.status for s in refused}
+        assert max(s.elapsed_s for s in loop) < 20
+        # One container per job, ever; the workers rode it out by themselves.
+        stop_events.set()
+        watcher.join(30)
+        assert sorted(creations) == sorted(set(creations))
+        assert set(creations) == set(every)
+        assert all(w.proc is not None and w.proc.poll() is None for w in workers)
+        assert sentinels.primary() is new
+        assert recovery_s <= RECOVERY_GOAL_S
+    finally:
+        stop_events.set()
+        api.stop()
+        for worker in workers:
+            worker.stop()
