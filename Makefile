@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install image service-image compose-images compose-check docker demo test lint unit integration e2e faults gpu-check bench clean
+.PHONY: install image service-image compose-images compose-check ha-check docker demo test lint unit integration e2e faults gpu-check bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ compose-images: image service-image
 # The Compose stack end to end: up, a job through the API, down.
 compose-check: compose-images
 	bash docker/compose-check.sh
+
+# The Compose profile "ha" (primary, replica, three sentinels): up, jobs running, the
+# primary killed, every job succeeded, recovery time printed, down.
+ha-check: compose-images
+	bash docker/ha-check.sh
 
 # The elapsed time it prints counts from here: set-up, image build and the job.
 demo:
@@ -80,7 +85,7 @@ gpu-check: install
 # One alone: make bench BENCHMARKS=dispatch (or .venv/bin/python -m benchmarks.dispatch).
 # Every benchmark runs; the target fails after, naming those that missed a goal (exit 3,
 # benchmarks/figures.py) or crashed.
-BENCHMARKS := dispatch throughput logs submit many floors memory retry artifacts scheduling ui idle client
+BENCHMARKS := dispatch throughput logs submit many floors memory retry artifacts scheduling ui idle client replication
 bench: install image
 	bash docker/host.sh redis-bin
 	bash docker/host.sh ab-bin

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Host set-up for trainq on Debian/Ubuntu: install and start what is missing.
 #
-#   docker/host.sh redis-bin   install redis-server if it is not installed
+#   docker/host.sh redis-bin   install redis-server and redis-sentinel if missing
 #   docker/host.sh redis-up    make the configured Redis answer: start a local
 #                              redis-server (installing it if needed) unless one
 #                              already answers; records what it started in .run/
@@ -49,7 +49,10 @@ redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()
 PY
 }
 
-redis_bin() { command -v redis-server >/dev/null || apt_install redis-server; }
+redis_bin() {  # redis-sentinel too: the failover tests run sentinels
+  command -v redis-server >/dev/null || apt_install redis-server
+  command -v redis-sentinel >/dev/null || apt_install redis-sentinel
+}
 
 redis_up() {
   local url; url=$(redis_url)
