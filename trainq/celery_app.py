@@ -71,6 +71,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_max_retries": 30,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
+        # A lost broker connection (a Redis failover) leaves running jobs alone: their
+        # containers go on, and their messages are acked on the new connection.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "redis_backend_health_check_interval": 10,
         "task_track_started": True,
         # Off by default: a task-sent event costs a submit about 40% of its rate (see

@@ -10,6 +10,7 @@ from the kill to the first job admitted afterwards is measured.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import PREFIX, REPO, Worker, wait_until
+from tests.harness import BIN, PREFIX, REPO, Worker, wait_until
 from trainq.config import Settings
 from trainq.connections import RIDE_OUT, Target, redis_client
 from trainq.jobs.status import JobStatus
@@ -148,10 +149,9 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
         old.start()  # as its host's supervisor would: it comes back as a replica
         sentinels.wait_until_replica(old)
 
-        def first_admitted_after_kill() -> float | None:
+        def first_admitted_after_kill() -> float:
             stamps = [store.get(i).admitted_at or 0 for i in ids]
-            later = [s for s in stamps if s > killed_wall]
-            return min(later) if later else None
+            return min((s for s in stamps if s > killed_wall), default=0.0)
 
         first = wait_until(first_admitted_after_kill, 60, "a job admitted after the kill")
         recovery_s = first - killed_wall
@@ -162,8 +162,11 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
 
         accepted = [s for s in loop if s.status == 202]
         refused = [s for s in loop if s.status != 202]
-        print(f"failover {failover_s:.1f} s, recovery (kill -> first admission) "
-              f"{recovery_s:.1f} s, {len(accepted)} submits accepted, {len(refused)} refused")  # fmt: skip
+        figures = (
+            f"failover {failover_s:.1f} s, recovery (kill -> first admission) "
+            f"{recovery_s:.1f} s, {len(accepted)} submits accepted, {len(refused)} refused"
+        )
+        print(figures)
         every = ids + [s.job_id for s in accepted if s.job_id]
         wait_until(lambda: all(store.get(i).status.is_terminal for i in every), 240,
                    "every accepted job to end")  # fmt: skip
@@ -183,9 +186,46 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
         assert set(creations) == set(every)
         assert all(w.proc is not None and w.proc.poll() is None for w in workers)
         assert sentinels.primary() is new
-        assert recovery_s <= RECOVERY_GOAL_S
+        assert recovery_s <= RECOVERY_GOAL_S, figures
     finally:
         stop_events.set()
         api.stop()
         for worker in workers:
             worker.stop()
+
+
+def trainq_list(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "trainq"), "list"], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **env}, timeout=60)  # fmt: skip
+
+
+def test_callers_say_what_is_down_while_no_primary_answers_and_recover_by_themselves(
+    sentinels: SentinelCluster, tmp_path: Path
+) -> None:
+    env = {**sentinels.env(), "TRAINQ_KEY_PREFIX": CLUSTER, "TRAINQ_API_TOKENS": TOKEN}
+    api = ApiServer(tmp_path / "api.log", env, cwd=REPO).start()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        with httpx.Client(base_url=api.url, headers=headers, timeout=30) as http:
+            assert http.get("/train").status_code == 200
+            for server in sentinels.servers:  # primary and replica: nothing to promote
+                server.kill()
+
+            started = time.monotonic()
+            listed = http.get("/train")
+            health = http.get("/health")
+            cli = trainq_list(env)
+            assert time.monotonic() - started < 15
+
+            assert listed.status_code == 503, listed.text
+            assert "no primary answers for the primary of 'trainq'" in listed.json()["detail"]
+            assert health.status_code == 503
+            assert cli.returncode == 3, cli.stderr
+            assert "sentinels 127.0.0.1:" in cli.stderr and "failover" in cli.stderr
+
+            sentinels.servers[0].start()  # the primary's host is back
+            wait_until(lambda: http.get("/train").status_code == 200, 30, "the API to recover")
+            again = trainq_list(env)
+            assert again.returncode == 0, again.stderr
+    finally:
+        api.stop()

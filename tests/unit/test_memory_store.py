@@ -69,6 +69,37 @@ def test_create_twice_keeps_the_first_record(store: JobStore) -> None:
     assert store.count() == 1
 
 
+def test_create_sent_again_after_a_lost_answer_is_the_same_job(store: JobStore) -> None:
+    record = _record("a", error="first")
+
+    assert store.create(record) is True
+    assert store.create(record) is True  # a retry after a dropped connection
+    assert store.count() == 1
+
+
+def test_withdraw_deletes_a_pending_job_with_its_index_entries(store: JobStore) -> None:
+    pending = _record("a", owner="ann", queue="cpu", queued_at=1_000.0)
+    store.create(pending)
+
+    assert store.withdraw(pending) == "withdrawn"
+
+    with pytest.raises(JobNotFound):
+        store.get("a")
+    assert store.count() == 0
+    assert store.count(owner="ann") == 0
+    assert store.list().records == []
+    assert store.withdraw(pending) == "absent"
+
+
+def test_withdraw_leaves_a_job_the_scheduler_admitted(store: JobStore) -> None:
+    pending = _record("a", owner="ann", queue="cpu", queued_at=1_000.0)
+    store.create(pending)
+    store.update("a", lambda r: r.moved_to(r.status, admitted_at=1_001.0, admissions=1))
+
+    assert store.withdraw(pending) == "taken"
+    assert store.get("a").admitted_at == 1_001.0
+
+
 def test_get_unknown_raises_job_not_found(store: JobStore) -> None:
     with pytest.raises(JobNotFound, match="nope"):
         store.get("nope")

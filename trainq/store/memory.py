@@ -32,7 +32,7 @@ class MemoryJobRecords:
                 if len(queued) >= max_queued:
                     raise over_cap(record.owner, max_queued)
             if record.id in self._records:
-                return False
+                return self._records[record.id] == record.to_json()  # our own, sent again
             self._records[record.id] = record.to_json()
             if record.owner is not None:
                 self._owners.add(record.owner)

@@ -71,9 +71,9 @@ class RedisServer:
         self.proc.wait(10)
 
     def stop(self) -> None:
+        """SIGTERM (Redis writes its AOF), then SIGKILL if it lingers (a slow disk)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(20)
+            _end(self.proc)
 
 
 class SentinelCluster:
@@ -117,7 +117,8 @@ class SentinelCluster:
             ]) + "\n")  # fmt: skip
             self._sentinels.append(_sentinel_process(config))
         agree = lambda: _answers_with(self._sentinels_agree)  # noqa: E731
-        wait_until(agree, timeout_s, "the sentinels to see each other")
+        if self.sentinel_ports:
+            wait_until(agree, timeout_s, "the sentinels to see each other")
         return self
 
     def env(self) -> dict[str, str]:
@@ -160,8 +161,7 @@ class SentinelCluster:
     def stop(self) -> None:
         for proc in self._sentinels:
             if proc.poll() is None:
-                proc.terminate()
-                proc.wait(20)
+                _end(proc)
         for server in self.servers:
             server.stop()
 
@@ -173,6 +173,15 @@ class SentinelCluster:
             if others < len(self.sentinel_ports) - 1 or int(state.get("num-slaves", 0)) < 1:
                 return False
         return True
+
+
+def _end(proc: subprocess.Popen[bytes], grace_s: float = 20) -> None:
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def _sentinel_process(config: Path) -> subprocess.Popen[bytes]:
