@@ -78,10 +78,17 @@ class RedisServer:
 
 class SentinelCluster:
     """A primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum: a majority)
-    on loopback ports, with AOF on; ``env()`` points trainq at it."""
+    on loopback ports (the sentinels' given, else free ones), with AOF on; ``env()``
+    points trainq at it."""
 
     def __init__(
-        self, folder: Path, *, replicas: int = 1, sentinels: int = 3, master_name: str = "trainq"
+        self,
+        folder: Path,
+        *,
+        replicas: int = 1,
+        sentinels: int = 3,
+        master_name: str = "trainq",
+        sentinel_ports: Sequence[int] = (),
     ) -> None:
         self.folder = folder
         self.master_name = master_name
@@ -93,7 +100,7 @@ class SentinelCluster:
             RedisServer(folder / f"redis-{n}", aof=True, options=follow)
             for n in range(1, replicas + 1)
         ]
-        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_ports = list(sentinel_ports) or [free_port() for _ in range(sentinels)]
         self._sentinels: list[subprocess.Popen[bytes]] = []
         self._client = Sentinel([("127.0.0.1", p) for p in self.sentinel_ports],
                                 socket_timeout=1.0)  # type: ignore[no-untyped-call]  # fmt: skip
