@@ -36,12 +36,33 @@ def compose(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
     )  # fmt: skip
 
 
+HA_SECRETS = {
+    **SECRETS,
+    "TRAINQ_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
+    "TRAINQ_REDIS_SENTINELS": "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379",
+}
+HA_SERVICES = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
+
+
+def rendered_services(tmp_path: Path, env: dict[str, str], profile: str) -> dict[str, Any]:
+    """The services that ``--profile profile up`` starts: docker-compose 1.x's
+    ``config`` lists every service whatever the profile, ``docker compose`` only these."""
+    rendered = compose(tmp_path, env, "--profile", profile, "config")
+    assert rendered.returncode == 0, rendered.stderr
+    services: dict[str, Any] = yaml.safe_load(rendered.stdout)["services"]
+    return {name: service for name, service in services.items()
+            if profile in service.get("profiles", [profile])}  # fmt: skip
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> dict[str, Any]:
-    rendered = compose(tmp_path, SECRETS, "--profile", "gpu", "config")
-    assert rendered.returncode == 0, rendered.stderr
-    config: dict[str, Any] = yaml.safe_load(rendered.stdout)
-    return config["services"]  # type: ignore[no-any-return]
+    return rendered_services(tmp_path, SECRETS, "gpu")
+
+
+@pytest.fixture
+def ha_stack(tmp_path: Path) -> dict[str, Any]:
+    return rendered_services(tmp_path, HA_SECRETS, "ha")
 
 
 def test_compose_accepts_the_file_with_the_secrets_set(stack: dict[str, Any]) -> None:
@@ -87,3 +108,54 @@ def test_the_api_and_flower_need_credentials_and_listen_on_localhost(
         assert host_ip == "127.0.0.1"
     assert "gpu" in stack["gpu-worker"]["profiles"]
     assert "--gpus" in stack["gpu-worker"]["command"]
+
+
+def test_the_ha_profile_adds_a_replica_and_three_sentinels(ha_stack: dict[str, Any]) -> None:
+    assert set(ha_stack) == {"redis", "worker", "api", "flower", *HA_SERVICES}
+    assert all("healthcheck" in service for service in ha_stack.values())
+    for name in HA_SERVICES:
+        assert ha_stack[name]["profiles"] == ["ha"]
+        assert ha_stack[name]["restart"] == "unless-stopped"
+
+    replica = " ".join(ha_stack["redis-replica"]["command"])
+    assert "--replicaof redis 6379" in replica and "--masterauth redis-pw" in replica
+    assert "--requirepass redis-pw" in replica and "--appendonly yes" in replica
+    assert "--replica-announce-ip redis-replica" in replica
+    primary = " ".join(ha_stack["redis"]["command"])
+    assert "--masterauth redis-pw" in primary and "--replica-announce-ip redis" in primary
+
+
+def test_the_trainq_services_find_the_primary_through_the_sentinels(
+    ha_stack: dict[str, Any],
+) -> None:
+    for name in ("worker", "api", "flower"):
+        env = ha_stack[name]["environment"]
+        assert env["TRAINQ_REDIS_SENTINELS"] == HA_SECRETS["TRAINQ_REDIS_SENTINELS"]
+        assert env["TRAINQ_REDIS_MASTER_NAME"] == "trainq"
+        assert env["TRAINQ_REDIS_PASSWORD"] == "redis-pw"
+        assert env["TRAINQ_REDIS_SENTINEL_PASSWORD"] == "sentinel-pw"
+
+
+def test_the_sentinels_monitor_redis_with_a_quorum_of_two(ha_stack: dict[str, Any]) -> None:
+    script = (REPO / "docker" / "sentinel.sh").read_text()
+    assert "sentinel monitor $name $primary $port $quorum" in script
+    announced = set()
+    for name in SENTINELS:
+        env = ha_stack[name]["environment"]
+        assert env["SENTINEL_MONITOR"] == "redis 6379 2"
+        assert (env["SENTINEL_DOWN_AFTER_MS"], env["SENTINEL_FAILOVER_TIMEOUT_MS"]) == (
+            "2000",
+            "10000",
+        )
+        assert env["SENTINEL_PARALLEL_SYNCS"] == "1"
+        assert env["TRAINQ_REDIS_PASSWORD"] == "redis-pw"
+        assert env["TRAINQ_REDIS_SENTINEL_PASSWORD"] == "sentinel-pw"
+        announced.add(env["SENTINEL_ANNOUNCE"])
+    assert announced == set(SENTINELS)
+
+
+def test_without_sentinels_the_trainq_services_use_redis_directly(
+    stack: dict[str, Any],
+) -> None:
+    for name in ("worker", "gpu-worker", "api", "flower"):
+        assert stack[name]["environment"]["TRAINQ_REDIS_SENTINELS"] == ""

@@ -23,7 +23,7 @@ class FlakyRecords(MemoryJobRecords):
         super().__init__()
         self.outage_withdraws = outage_withdraws
 
-    def replicated(self, replicas: int, wait_s: float) -> int:
+    def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
         raise redis.ConnectionError("Connection closed by server.")
 
     def withdraw(self, record: JobRecord) -> str:
@@ -36,7 +36,7 @@ class FlakyRecords(MemoryJobRecords):
 class AdmittedMeanwhile(MemoryJobRecords):
     """The scheduler admitted the job while its submit waited on the replicas."""
 
-    def replicated(self, replicas: int, wait_s: float) -> int:
+    def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
         for record in self.list().records:
             self.update(record.id, lambda r: r.moved_to(r.status, admitted_at=1.0, admissions=1))
         return 0
@@ -114,7 +114,7 @@ def test_fifo_marks_a_job_whose_message_no_replica_confirmed_as_failed() -> None
     class MessageUnconfirmed(MemoryJobRecords):
         asked = 0
 
-        def replicated(self, replicas: int, wait_s: float) -> int:
+        def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
             self.asked += 1
             return 1 if self.asked == 1 else 0  # the record yes, the message no
 

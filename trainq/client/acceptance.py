@@ -40,7 +40,7 @@ def confirm_accepted(
     if not wanted:
         return
     try:
-        acked = records.replicated(wanted, settings.redis_wait_s)
+        acked = records.replicated(record.id, wanted, settings.redis_wait_s)
     except connections.OUTAGE_ERRORS as exc:
         why = f"Redis failed before replicas confirmed it ({exc})"
     else:

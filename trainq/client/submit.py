@@ -104,7 +104,7 @@ def submit(
             send(spec.model_dump(mode="json"), job_id, queue)
         if (
             settings.min_replicas
-            and records.replicated(settings.min_replicas, settings.redis_wait_s)
+            and records.replicated(job_id, settings.min_replicas, settings.redis_wait_s)
             < settings.min_replicas
         ):
             raise NotAccepted("too few Redis replicas confirmed its message")

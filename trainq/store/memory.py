@@ -38,8 +38,8 @@ class MemoryJobRecords:
                 self._owners.add(record.owner)
             return True
 
-    def replicated(self, replicas: int, wait_s: float) -> int:
-        return min(replicas, self.replicas)
+    def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
+        return min(replicas, self.replicas) if job_id in self._records else 0
 
     def withdraw(self, record: JobRecord) -> str:
         with self._lock:

@@ -41,9 +41,9 @@ class JobRecords(Protocol):
         written) when the record's owner already has that many queued jobs.
         """
 
-    def replicated(self, replicas: int, wait_s: float) -> int:
-        """How many replicas (up to ``replicas``) hold every write made so far, waiting
-        up to ``wait_s`` for them (Redis WAIT)."""
+    def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
+        """How many replicas (up to ``replicas``) hold the job and every write made so
+        far, waiting up to ``wait_s`` for them (Redis WAIT); 0 when the job is not there."""
 
     def withdraw(self, record: JobRecord) -> str:
         """Take back a new job whose creation was not confirmed: "withdrawn" (deleted

@@ -138,8 +138,8 @@ class RedisJobRecords:
             raise over_cap(owner, int(own_cap) if own_cap else max_queued, own_cap is not None)
         return bool(created)
 
-    def replicated(self, replicas: int, wait_s: float) -> int:
-        return confirm_writes(self._redis, self._keys, replicas, wait_s)
+    def replicated(self, job_id: str, replicas: int, wait_s: float) -> int:
+        return confirm_writes(self._redis, self._keys, replicas, wait_s, self._keys.job(job_id))
 
     def withdraw(self, record: JobRecord) -> str:
         owner = record.owner or ""

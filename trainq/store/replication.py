@@ -30,13 +30,18 @@ return 'withdrawn'
 """
 
 
-def confirm_writes(client: redis.Redis, keys: Keys, replicas: int, wait_s: float) -> int:
+def confirm_writes(
+    client: redis.Redis, keys: Keys, replicas: int, wait_s: float, holding: str | None = None
+) -> int:
     """How many replicas hold every write the primary took until now (up to
     ``replicas``), waiting at most ``wait_s`` for them: a mark is written, then WAIT on
     the same connection covers it and, replication being one ordered stream, all
-    writes before it, whichever client made them."""
+    writes before it, whichever client made them. With ``holding`` (a key), 0 unless
+    the primary that answers holds it: a call retried on a new primary after a
+    failover confirms only what that primary has."""
     with client.pipeline(transaction=False) as pipe:
+        pipe.exists(holding or keys.replication_mark)
         pipe.set(keys.replication_mark, f"{time.time():.6f}", ex=60)
         pipe.wait(replicas, max(1, round(wait_s * 1000)))
-        _, acked = pipe.execute()
-    return int(acked)
+        held, _, acked = pipe.execute()
+    return int(acked) if held or holding is None else 0

@@ -161,7 +161,14 @@ class SentinelCluster:
 
         def synced() -> bool:
             info = redis.Redis(port=server.port, socket_timeout=1).info("replication")
-            return info.get("role") == "slave" and info.get("master_link_status") == "up"
+            if info.get("role") != "slave" or info.get("master_link_status") != "up":
+                return False
+            # Writes flow: after a diskless sync a primary streams to a replica only
+            # from its first acknowledgement on (about a second), and WAIT waits for it.
+            primary = redis.Redis(port=int(info["master_port"]), socket_timeout=1)
+            primary.set("trainq-testing:probe", "1", ex=60)
+            written = int(primary.info("replication")["master_repl_offset"])
+            return bool(primary.wait(1, 100)) and _offset(server) >= written
 
         wait_until(lambda: _answers_with(synced), timeout_s, f"port {server.port} to replicate")
 
@@ -205,6 +212,11 @@ def _binary(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"{name} is not installed (apt-get install {name})")
     return found
+
+
+def _offset(server: RedisServer) -> int:
+    info = redis.Redis(port=server.port, socket_timeout=1).info("replication")
+    return int(info.get("slave_repl_offset", -1))
 
 
 def _is_primary(server: RedisServer) -> bool:
