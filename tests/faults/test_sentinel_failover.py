@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.harness import BIN, PREFIX, REPO, Worker, wait_until
 from trainq.config import Settings
@@ -103,6 +105,22 @@ def submit_loop(api: str, stop: threading.Event, out: list[Submitted]) -> None:
                 time.sleep(0.05)
 
 
+def count_up(
+    client: redis.Redis, stop: threading.Event, acked: list[int], errors: list[str]
+) -> None:
+    """An asynchronous writer, as progress and log lines are: INCR, each answer kept."""
+    while not stop.is_set():
+        try:
+            acked.append(int(client.incr(f"{CLUSTER}failover-counter")))
+        except redis.RedisError as exc:  # a client that rides out a failover never fails
+            errors.append(f"{time.time():.3f} {exc!r}")
+
+
+def lost_writes(acked: list[int]) -> int:
+    """How many acknowledged increments a failover took back (the counter went down)."""
+    return sum(before - after + 1 for before, after in pairwise(acked) if after <= before)
+
+
 def test_every_accepted_job_survives_a_primary_killed_mid_run(
     sentinels: SentinelCluster, docker_engine: str, tmp_path: Path
 ) -> None:
@@ -140,6 +158,12 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
         submitter.start()
         wait_until(lambda: sum(s.status == 202 for s in loop) >= 5, 30, "the loop to submit")
 
+        counted: list[int] = []
+        count_errors: list[str] = []
+        counter = threading.Thread(
+            target=count_up, args=(store.client, stop_loop, counted, count_errors)
+        )
+        counter.start()
         old = sentinels.primary()
         assert old is not None
         killed_at, killed_wall = time.monotonic(), time.time()
@@ -159,14 +183,18 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
                    "submits to succeed again")  # fmt: skip
         stop_loop.set()
         submitter.join(60)
+        counter.join(60)
 
         accepted = [s for s in loop if s.status == 202]
         refused = [s for s in loop if s.status != 202]
         figures = (
             f"failover {failover_s:.1f} s, recovery (kill -> first admission) "
-            f"{recovery_s:.1f} s, {len(accepted)} submits accepted, {len(refused)} refused"
+            f"{recovery_s:.1f} s, {len(accepted)} submits accepted, {len(refused)} refused; "
+            f"asynchronous writes acknowledged then lost: {lost_writes(counted)} of "
+            f"{len(counted)}"
         )
         print(figures)
+        assert not count_errors, (killed_wall, count_errors[:3])
         every = ids + [s.job_id for s in accepted if s.job_id]
         wait_until(lambda: all(store.get(i).status.is_terminal for i in every), 240,
                    "every accepted job to end")  # fmt: skip

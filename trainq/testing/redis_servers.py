@@ -48,8 +48,9 @@ class RedisServer:
         config = self.folder / "redis.conf"
         if not config.exists():  # a restart keeps what a sentinel rewrote (replicaof)
             persistence = "appendonly yes\nappendfsync everysec" if self.aof else "appendonly no"
-            lines = [f"port {self.port}", "bind 127.0.0.1", 'save ""',
-                     f"dir {self.folder}", persistence, *self.options]  # fmt: skip
+            log = self.folder / "redis.log"
+            lines = [f"port {self.port}", "bind 127.0.0.1", 'save ""', f"dir {self.folder}",
+                     f"logfile {log}", persistence, *self.options]  # fmt: skip
             config.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
@@ -117,6 +118,7 @@ class SentinelCluster:
             config = folder / "sentinel.conf"
             config.write_text("\n".join([
                 f"port {port}", "bind 127.0.0.1", f"dir {folder}",
+                f"logfile {folder / 'sentinel.log'}",
                 f"sentinel monitor {self.master_name} 127.0.0.1 {self.servers[0].port} {quorum}",
                 f"sentinel down-after-milliseconds {self.master_name} {DOWN_AFTER_MS}",
                 f"sentinel failover-timeout {self.master_name} {FAILOVER_TIMEOUT_MS}",
@@ -146,11 +148,14 @@ class SentinelCluster:
         return next((s for s in self.servers if s.port == port), None)
 
     def wait_for_failover(self, old: RedisServer, timeout_s: float = 60) -> RedisServer:
-        """The replica the sentinels promoted in ``old``'s place, once it takes writes."""
+        """The replica the sentinels promoted in ``old``'s place, once it takes writes
+        and every sentinel names it."""
 
         def promoted() -> RedisServer | None:
             new = self.primary()
-            return new if new is not None and new is not old and _is_primary(new) else None
+            if new is None or new is old or not _is_primary(new):
+                return None
+            return new if self._all_name(new) else None
 
         found = wait_until(promoted, timeout_s, f"a replica promoted in place of port {old.port}")
         assert found is not None
@@ -178,6 +183,16 @@ class SentinelCluster:
                 _end(proc)
         for server in self.servers:
             server.stop()
+
+    def _all_name(self, primary: RedisServer) -> bool:
+        """Whether every sentinel names ``primary`` (the others learn from the leader)."""
+        for port in self.sentinel_ports:
+            client = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+            address = cast(tuple[str, int] | None,
+                           client.sentinel_get_master_addr_by_name(self.master_name))  # fmt: skip
+            if not address or int(address[1]) != primary.port:
+                return False
+        return True
 
     def _sentinels_agree(self) -> bool:
         for port in self.sentinel_ports:
