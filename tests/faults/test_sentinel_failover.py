@@ -125,7 +125,8 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
     sentinels: SentinelCluster, docker_engine: str, tmp_path: Path
 ) -> None:
     env = {**sentinels.env(), "TRAINQ_KEY_PREFIX": CLUSTER, "TRAINQ_RUNTIME": "docker",
-           "TRAINQ_API_TOKENS": TOKEN, "TRAINQ_API_RATE_PER_S": "0"}  # fmt: skip
+           "TRAINQ_API_TOKENS": TOKEN, "TRAINQ_API_RATE_PER_S": "0",
+           "TRAINQ_LEASE_TTL_S": "2"}  # fmt: skip
     settings = Settings.model_validate({k[7:].lower(): v for k, v in env.items()})
     store = RedisJobRecords(redis_client(Target.of(settings), RIDE_OUT), Keys(CLUSTER))
     creations: list[str] = []
@@ -257,3 +258,33 @@ def test_callers_say_what_is_down_while_no_primary_answers_and_recover_by_themse
             assert again.returncode == 0, again.stderr
     finally:
         api.stop()
+
+
+def test_a_primary_back_before_the_sentinels_demote_it_never_takes_trainqs_writes(
+    sentinels: SentinelCluster,
+) -> None:
+    """redis-py#3874: a dropped connection went back to the address it had. The old
+    primary, restarted the moment the first sentinel names the new one, is a primary
+    for about 10 s: a writer that rode out the failover must write to the new one only."""
+    settings = Settings.model_validate({k[7:].lower(): v for k, v in sentinels.env().items()})
+    client = redis_client(Target.of(settings), RIDE_OUT)
+    stop, counted, errors = threading.Event(), list[int](), list[str]()
+    writer = threading.Thread(target=count_up, args=(client, stop, counted, errors))
+    writer.start()
+    try:
+        wait_until(lambda: len(counted) > 100, 10, "the writer to write")
+        old = sentinels.primary()
+        assert old is not None
+        old.kill()
+        new = sentinels.wait_for_failover(old, every_sentinel=False)
+        old.start()
+        sentinels.wait_until_replica(old)  # demoted: about 10 s later
+        before = len(counted)
+        wait_until(lambda: len(counted) > before + 100, 30, "writes after the demotion")
+    finally:
+        stop.set()
+        writer.join(90)
+    assert not errors, errors[:3]
+    assert lost_writes(counted) <= 50  # what replication had not sent at the kill, at most
+    final = int(redis.Redis(port=new.port).get(f"{CLUSTER}failover-counter") or 0)
+    assert final == counted[-1]  # the last writes went to the primary that stayed

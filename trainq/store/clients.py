@@ -16,6 +16,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from trainq.config import Settings
+from trainq.store.sentinel_connection import FollowingConnection
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ def redis_client(target: Target, patience: Patience) -> redis.Redis:
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
     sentinels = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    primary = sentinels.master_for(target.master_name, redis_class=redis.Redis, **options)  # type: ignore[no-untyped-call]
+    primary = sentinels.master_for(
+        target.master_name, redis_class=redis.Redis, connection_class=FollowingConnection, **options
+    )  # type: ignore[no-untyped-call]
     return cast(redis.Redis, primary)
 
 

@@ -147,15 +147,17 @@ class SentinelCluster:
             return None
         return next((s for s in self.servers if s.port == port), None)
 
-    def wait_for_failover(self, old: RedisServer, timeout_s: float = 60) -> RedisServer:
+    def wait_for_failover(
+        self, old: RedisServer, timeout_s: float = 60, *, every_sentinel: bool = True
+    ) -> RedisServer:
         """The replica the sentinels promoted in ``old``'s place, once it takes writes
-        and every sentinel names it."""
+        and every sentinel names it (or, without ``every_sentinel``, the first)."""
 
         def promoted() -> RedisServer | None:
             new = self.primary()
             if new is None or new is old or not _is_primary(new):
                 return None
-            return new if self._all_name(new) else None
+            return new if not every_sentinel or self._all_name(new) else None
 
         found = wait_until(promoted, timeout_s, f"a replica promoted in place of port {old.port}")
         assert found is not None
