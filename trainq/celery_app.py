@@ -74,6 +74,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A lost broker connection (a Redis failover) leaves running jobs alone: their
         # containers go on, and their messages are acked on the new connection.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
+        # Celery's consumer, surviving a connection lost with a slot free (kombu 5.7).
+        "worker_consumer": "trainq.worker.consumer:Consumer",
         "redis_backend_health_check_interval": 10,
         "task_track_started": True,
         # Off by default: a task-sent event costs a submit about 40% of its rate (see
