@@ -5,22 +5,20 @@
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
-say() { printf '%s\n' "$*" >&2; }
-compose() {
-  if docker compose version >/dev/null 2>&1; then docker compose "$@"; else docker-compose "$@"; fi
-}
+# shellcheck source=docker/compose-lib.sh
+. docker/compose-lib.sh
 
 work=$(mktemp -d /tmp/trainq-compose.XXXXXX)
 project="trainq-check-$$"
 token="check-$RANDOM$RANDOM"
-port=$(.venv/bin/python -c 'from trainq.testing import free_port; print(free_port())')
+port=$(free_port)
 cat >"$work/env" <<ENV
 TRAINQ_REDIS_PASSWORD=pw-$RANDOM$RANDOM
 TRAINQ_API_TOKENS=$token
 TRAINQ_FLOWER_BASIC_AUTH=admin:pw-$RANDOM
 TRAINQ_DATA_DIR=$work/data
 TRAINQ_API_PORT=$port
-TRAINQ_FLOWER_PORT=$(.venv/bin/python -c 'from trainq.testing import free_port; print(free_port())')
+TRAINQ_FLOWER_PORT=$(free_port)
 ENV
 down() { compose --env-file "$work/env" -p "$project" down -v >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap down EXIT
