@@ -35,8 +35,8 @@ pytestmark = pytest.mark.faults
 
 TOKEN = "failover-token"
 CLUSTER = f"ha-{PREFIX}"
-# A job that runs about 8 s, printing as it goes (no torch: 20 of them fit 2 cores).
-SLOW = ["python3", "-c", "import time\nfor i in range(8): print(i, flush=True); time.sleep(1)"]
+# A job that runs about 6 s, printing as it goes (no torch: 20 of them fit 2 cores).
+SLOW = ["python3", "-c", "import time\nfor i in range(6): print(i, flush=True); time.sleep(1)"]
 QUICK = ["python3", "-c", "print('ok')"]
 RECOVERY_GOAL_S = 30.0
 
@@ -121,6 +121,7 @@ def lost_writes(acked: list[int]) -> int:
     return sum(before - after + 1 for before, after in pairwise(acked) if after <= before)
 
 
+@pytest.mark.timeout(300)  # about a minute alone; more beside the rest of make test
 def test_every_accepted_job_survives_a_primary_killed_mid_run(
     sentinels: SentinelCluster, docker_engine: str, tmp_path: Path
 ) -> None:
