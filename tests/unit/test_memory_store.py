@@ -70,10 +70,11 @@ def test_create_twice_keeps_the_first_record(store: JobStore) -> None:
 
 
 def test_create_sent_again_after_a_lost_answer_is_the_same_job(store: JobStore) -> None:
-    record = _record("a", error="first")
+    record = _record("a", owner="ann")
 
     assert store.create(record) is True
     assert store.create(record) is True  # a retry after a dropped connection
+    assert store.create(record, max_queued=1) is True  # its own place does not count
     assert store.count() == 1
 
 

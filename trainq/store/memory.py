@@ -27,12 +27,14 @@ class MemoryJobRecords:
 
     def create(self, record: JobRecord, max_queued: int = 0) -> bool:
         with self._lock:
+            if self._records.get(record.id) == record.to_json():
+                return True  # our own, sent again
             if record.owner is not None and max_queued > 0:
                 queued = self._matching(record.status, record.owner)
                 if len(queued) >= max_queued:
                     raise over_cap(record.owner, max_queued)
             if record.id in self._records:
-                return self._records[record.id] == record.to_json()  # our own, sent again
+                return False
             self._records[record.id] = record.to_json()
             if record.owner is not None:
                 self._owners.add(record.owner)

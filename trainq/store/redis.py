@@ -48,6 +48,9 @@ _TIE_SLACK = 32
 # "queued", else ARGV[5]; > 0) of queued jobs (-1), or the job needs more GPUs
 # (ARGV[7]) than the owner's GPU quota (-2): it could never run.
 _CREATE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 2
+end
 local cap = tonumber(redis.call('HGET', KEYS[10], 'queued') or ARGV[5])
 if ARGV[4] ~= '' and cap > 0 and redis.call('ZCARD', KEYS[5]) >= cap then
   return -1
@@ -55,9 +58,6 @@ end
 local gpu_quota = redis.call('HGET', KEYS[10], 'gpus')
 if ARGV[4] ~= '' and gpu_quota and tonumber(ARGV[7]) > tonumber(gpu_quota) then
   return -2
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return 2
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
