@@ -18,6 +18,7 @@ from typing import Any
 from celery import Celery
 
 from trainq.config import Settings, get_settings
+from trainq.config.redis_urls import sentinel_kwargs
 
 # The one task: "supervise job J" (its kwargs: the job's spec).
 TASK_NAME = "trainq.submit_training"
@@ -89,12 +90,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def sentinel_options(settings: Settings) -> dict[str, Any]:
     """Where kombu and Celery's backend find the primary: the master name, and how to
-    talk to the sentinels (their password; a sentinel that does not answer is skipped
-    within a second, kombu PR #813)."""
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-    if password := settings.redis_sentinel_password.get_secret_value():
-        sentinel_kwargs["password"] = password
-    return {"master_name": settings.redis_master_name, "sentinel_kwargs": sentinel_kwargs}
+    talk to the sentinels."""
+    password = settings.redis_sentinel_password.get_secret_value()
+    return {"master_name": settings.redis_master_name, "sentinel_kwargs": sentinel_kwargs(password)}
 
 
 def create_app(settings: Settings) -> Celery:

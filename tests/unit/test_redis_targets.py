@@ -22,7 +22,7 @@ HA = Settings(
 
 
 def test_sentinels_are_parsed_and_a_bad_entry_is_named() -> None:
-    assert HA.sentinel_addresses == [("s1", 26379), ("s2", 26380), ("::1", 26381)]
+    assert HA.sentinel_addresses == (("s1", 26379), ("s2", 26380), ("::1", 26381))
     for bad in ("s1", "s1:port", "s1:0", ":26379"):
         with pytest.raises(ValidationError, match=f"TRAINQ_REDIS_SENTINELS: '{bad}' is not"):
             Settings(redis_sentinels=f"ok:1,{bad}")

@@ -211,8 +211,8 @@ class Settings(BaseSettings):
         return self.max_job_s + self.visibility_margin_s
 
     @property
-    def sentinel_addresses(self) -> list[tuple[str, int]]:
-        """``(host, port)`` of each sentinel; ConfigError naming the entry when malformed."""
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """``(host, port)`` of each sentinel."""
         return sentinel_addresses(self.redis_sentinels)
 
     @property

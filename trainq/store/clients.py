@@ -16,6 +16,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from trainq.config import Settings
+from trainq.config.redis_urls import sentinel_kwargs
 from trainq.store.sentinel_connection import FollowingConnection
 
 
@@ -54,7 +55,7 @@ class Target:
     def of(cls, settings: Settings) -> Target:
         return cls(
             settings.redis_url,
-            tuple(settings.sentinel_addresses),
+            settings.sentinel_addresses,
             settings.redis_master_name,
             settings.redis_password.get_secret_value(),
             settings.redis_sentinel_password.get_secret_value(),
@@ -93,9 +94,7 @@ def redis_client(target: Target, patience: Patience) -> redis.Redis:
     options["db"] = int(parsed.path.strip("/") or 0)
     if not target.password and parsed.password:
         options["password"] = unquote(parsed.password)
-    sentinel_options: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
-    if target.sentinel_password:
-        sentinel_options["password"] = target.sentinel_password
+    sentinel_options = sentinel_kwargs(target.sentinel_password)
     sentinels = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
     primary = sentinels.master_for(
         target.master_name, redis_class=redis.Redis, connection_class=FollowingConnection, **options
