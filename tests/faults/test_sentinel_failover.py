@@ -24,12 +24,11 @@ import pytest
 import redis
 
 from tests.harness import BIN, PREFIX, REPO, Worker, wait_until
-from trainq.config import Settings
 from trainq.connections import RIDE_OUT, Target, redis_client
 from trainq.jobs.status import JobStatus
 from trainq.store.keys import Keys
 from trainq.store.redis import RedisJobRecords
-from trainq.testing import ApiServer, SentinelCluster
+from trainq.testing import ApiServer, SentinelCluster, settings_of
 
 pytestmark = pytest.mark.faults
 
@@ -128,7 +127,7 @@ def test_every_accepted_job_survives_a_primary_killed_mid_run(
     env = {**sentinels.env(), "TRAINQ_KEY_PREFIX": CLUSTER, "TRAINQ_RUNTIME": "docker",
            "TRAINQ_API_TOKENS": TOKEN, "TRAINQ_API_RATE_PER_S": "0",
            "TRAINQ_LEASE_TTL_S": "2"}  # fmt: skip
-    settings = Settings.model_validate({k[7:].lower(): v for k, v in env.items()})
+    settings = settings_of(env)
     store = RedisJobRecords(redis_client(Target.of(settings), RIDE_OUT), Keys(CLUSTER))
     creations: list[str] = []
     stop_events = threading.Event()
@@ -284,7 +283,7 @@ def test_a_primary_back_before_the_sentinels_demote_it_never_takes_trainqs_write
     """redis-py#3874: a dropped connection went back to the address it had. The old
     primary, restarted the moment the first sentinel names the new one, is a primary
     for about 10 s: a writer that rode out the failover must write to the new one only."""
-    settings = Settings.model_validate({k[7:].lower(): v for k, v in sentinels.env().items()})
+    settings = settings_of(sentinels.env())
     client = redis_client(Target.of(settings), RIDE_OUT)
     stop, counted, errors = threading.Event(), list[int](), list[str]()
     writer = threading.Thread(target=count_up, args=(client, stop, counted, errors))

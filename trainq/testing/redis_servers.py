@@ -4,7 +4,6 @@ replica when the primary dies, as in ``docker-compose.yml``'s ``ha`` profile."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -54,7 +53,8 @@ class RedisServer:
             config.write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
-        wait_until(lambda: _answers(client), 20, f"redis-server on port {self.port}")
+        answers = lambda: _answers_with(lambda: bool(client.ping()))  # noqa: E731
+        wait_until(answers, 20, f"redis-server on port {self.port}")
         client.close()
         return self
 
@@ -221,7 +221,7 @@ def _sentinel_process(config: Path) -> subprocess.Popen[bytes]:
         argv = [_binary("redis-sentinel"), str(config)]
     else:
         argv = [_binary("redis-server"), str(config), "--sentinel"]
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, env={**os.environ})
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
 
 
 def _binary(name: str) -> str:
@@ -248,11 +248,4 @@ def _answers_with(check: Callable[[], bool]) -> bool:
     try:
         return check()
     except redis.RedisError:
-        return False
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
         return False
